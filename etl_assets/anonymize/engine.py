@@ -1,0 +1,240 @@
+"""The single entry point of the anonymization stage: ``anonymize_table``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import hierarchy as hier
+from . import operations as ops
+from .lattice import Problem, SearchResult, encode_codes, optimal_search
+from .spec import AnonymizationSpec, SpecError
+
+
+class PrivacyModelUnsatisfiable(Exception):
+    """No transformation satisfies the privacy models within the record-suppression limit."""
+
+
+@dataclass
+class AnonymizationResult:
+    """Output tables, the transformation found, its metrics and a readable summary."""
+
+    tables: dict[str, pd.DataFrame]
+    transformation: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    suppressed: int = 0
+    summary: str = ""
+    search: SearchResult | None = None
+
+
+def _check_columns(df: pd.DataFrame, spec: AnonymizationSpec) -> None:
+    missing = [c.name for c in spec.columns if c.name not in df.columns]
+    if missing:
+        raise SpecError(
+            f"anonymization spec of table {spec.table!r}: columns {missing} are not in the table; "
+            f"expected among {list(df.columns)}"
+        )
+
+
+def _unsatisfiable_message(spec: AnonymizationSpec, res: SearchResult, n: int, limit: int) -> str:
+    closest = res.closest
+    lim_pct = 100.0 * spec.suppression_limit
+    if closest is None:
+        return f"table {spec.table!r}: no transformation satisfies the privacy models"
+    parts = []
+    for model, count in closest.violations.items():
+        if count:
+            what = (
+                "in classes smaller than"
+                if model.startswith("k-anonymity")
+                else "in classes violating"
+            )
+            suffix = f" {model.split('k=')[1]}" if model.startswith("k-anonymity") else f" {model}"
+            parts.append(
+                f"{model}: best transformation leaves {count} records ({100.0 * count / n:.2f}%) "
+                f"{what}{suffix}"
+            )
+    detail = "; ".join(parts) or f"{closest.suppressed} records would need suppression"
+    return (
+        f"table {spec.table!r}: {detail}; suppression limit is {lim_pct:g}% ({limit} records); "
+        f"transformation {list(closest.node)}"
+    )
+
+
+def anonymize_table(
+    df: pd.DataFrame, spec: AnonymizationSpec, seed: int, secret: bytes | None = None
+) -> AnonymizationResult:
+    """Apply the spec's operations and find the optimal generalization satisfying its models.
+
+    Raises ``PrivacyModelUnsatisfiable`` when no transformation meets the models within the
+    suppression limit, and ``SpecError`` for an inconsistent spec.
+    """
+    spec.validate()
+    _check_columns(df, spec)
+    rng = np.random.default_rng(seed)
+    out = df.reset_index(drop=True).copy()
+    n = len(out)
+    lines = [f"table {spec.table!r}: {n} records"]
+
+    # 1. Pseudonyms, perturbation, cell suppression (column-local operations).
+    for c in spec.columns:
+        if c.pseudonymize:
+            if secret is None:
+                raise SpecError(
+                    f"column {c.name!r}: pseudonymize needs a secret key; none was given"
+                )
+            out[c.name] = ops.pseudonymize(out[c.name], secret)
+            lines.append(f"pseudonymized {c.name!r} (HMAC-SHA256)")
+        if c.perturbation is not None:
+            p = c.perturbation
+            out[c.name] = ops.perturb(
+                out[c.name],
+                rng,
+                p.kind,
+                p.scale,
+                p.epsilon,
+                p.sensitivity,
+                p.delta,
+                p.round_to,
+                p.clip_min,
+                p.clip_max,
+            )
+            lines.append(
+                f"perturbed {c.name!r} ({p.kind or 'no noise'}, round {p.round_to}, "
+                f"clip [{p.clip_min}, {p.clip_max}])"
+            )
+        if c.suppress:
+            out[c.name] = ops.suppress_cells(out[c.name], None, spec.marker)
+            lines.append(f"suppressed every cell of {c.name!r}")
+
+    qis = spec.quasi_identifiers
+    result = AnonymizationResult(tables={})
+    tname = spec.table
+
+    # 2. Anatomization publishes exact QIs in a QIT and the sensitive values in an ST.
+    if spec.anatomization is not None:
+        a = spec.anatomization
+        if a.attribute not in out.columns:
+            raise SpecError(f"anatomization attribute {a.attribute!r} is not a column of {tname!r}")
+        others = [c for c in out.columns if c != a.attribute]
+        qit, st = ops.anatomize(out, others, a.attribute, a.l, rng)
+        result.tables = {f"{tname}_qit": qit, f"{tname}_st": st}
+        result.metrics = {"groups": float(qit["group_id"].nunique()), "l": float(a.l)}
+        result.summary = "\n".join(
+            lines
+            + [
+                f"anatomized on {a.attribute!r} into {qit['group_id'].nunique()} "
+                f"groups, each {a.l}-diverse"
+            ]
+        )
+        return result
+
+    # 3. Optimal full-domain generalization with record suppression.
+    suppressed_mask = np.zeros(n, dtype=bool)
+    if spec.privacy_models or any(spec.column(q).generalization is not None for q in qis):
+        hs = [hier.build(out[q], spec.column(q).generalization.as_config()) for q in qis]
+        codes = encode_codes(out, qis, hs)
+        sensitive = {}
+        for m in spec.privacy_models:
+            if m.attribute is not None and m.attribute not in sensitive:
+                col = spec.column(m.attribute)
+                order = col.order if col is not None else None
+                if order is not None:
+                    s_codes = pd.Categorical(out[m.attribute], categories=order, ordered=True).codes
+                    if (s_codes < 0).any():
+                        raise SpecError(
+                            f"column {m.attribute!r}: values outside its declared 'order'"
+                        )
+                else:
+                    s_codes, _ = pd.factorize(out[m.attribute], sort=True, use_na_sentinel=False)
+                sensitive[m.attribute] = np.asarray(s_codes, dtype=np.int64)
+        problem = Problem(
+            hs,
+            codes,
+            spec.privacy_models,
+            sensitive,
+            spec.suppression_limit,
+            spec.metric,
+            spec.loss_aggregate,
+        )
+        search = optimal_search(problem)
+        result.search = search
+        if search.best is None:
+            raise PrivacyModelUnsatisfiable(
+                _unsatisfiable_message(spec, search, n, problem.max_outliers)
+            )
+        node = search.best.node
+        cls, n_classes = problem.classes(node)
+        _, bad, _ = problem.violations(cls, n_classes)
+        # Map the deduplicated rows' verdict back to every record.
+        row_cls, _ = _row_classes(problem, codes, node)
+        suppressed_mask = bad[row_cls] if n else suppressed_mask
+        for q, h, lvl in zip(qis, hs, node, strict=True):
+            if lvl > 0:
+                out[q] = h.generalize(codes[:, qis.index(q)], lvl)
+        result.transformation = dict(zip(qis, map(int, node), strict=True))
+        result.metrics = problem.metrics(node)
+        result.metrics = {k: v for k, v in result.metrics.items() if not k[5:].isdigit()}
+        lines.append(
+            f"optimal transformation {result.transformation} ({spec.metric}; searched "
+            f"{search.evaluated} of {search.nodes} lattice nodes)"
+        )
+        for m in spec.privacy_models:
+            lines.append(f"guarantees {m.describe()}")
+
+    # 4. Permutation (within the published equivalence classes, or the whole column).
+    classes = None
+    for c in spec.columns:
+        if c.permute is None:
+            continue
+        if c.permute == "class":
+            if classes is None:
+                from .privacy import table_classes
+
+                classes, _ = table_classes(out, qis) if qis else (None, 0)
+            out[c.name] = ops.permute(out[c.name], rng, classes)
+        else:
+            out[c.name] = ops.permute(out[c.name], rng)
+        lines.append(
+            f"permuted {c.name!r} ({'within classes' if c.permute == 'class' else 'whole column'})"
+        )
+
+    # 5. Record suppression.
+    n_supp = int(suppressed_mask.sum())
+    out = ops.suppress_records(
+        out, suppressed_mask, how=spec.suppressed_records, columns=qis, marker=spec.marker
+    )
+    if n_supp:
+        lines.append(
+            f"suppressed {n_supp} records ({100.0 * n_supp / max(n, 1):.2f}%, "
+            f"limit {100 * spec.suppression_limit:g}%), {spec.suppressed_records}ped"
+        )
+    for k in ("loss", "entropy", "discernibility", "avg_class_size", "min_class_size"):
+        if k in result.metrics:
+            lines.append(f"{k}: {result.metrics[k]:.6g}")
+    result.tables[tname] = out
+    result.suppressed = n_supp
+    result.summary = "\n".join(lines)
+    return result
+
+
+def _row_classes(problem: Problem, codes: np.ndarray, node) -> tuple[np.ndarray, int]:
+    """Class id (in the deduplicated problem's numbering) of every original record."""
+    # Locate each record's deduplicated row via the same key the problem used.
+    from .privacy import class_ids
+
+    gen = [problem.hierarchies[d].maps[lvl][codes[:, d]] for d, lvl in enumerate(node)]
+    cards = [problem.cards[d][lvl] for d, lvl in enumerate(node)]
+    all_codes = [
+        np.concatenate([problem.level_codes[d][lvl], g])
+        for d, (lvl, g) in enumerate(zip(node, gen, strict=True))
+    ]
+    ids, _ = class_ids(all_codes, cards)
+    m = len(problem.codes)
+    dedup_ids, rec_ids = ids[:m], ids[m:]
+    cls, n_classes = problem.classes(node)
+    lookup = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=np.int64)
+    lookup[dedup_ids] = cls
+    return lookup[rec_ids], n_classes

@@ -1,0 +1,249 @@
+"""Record-level operations: suppression, anatomization, permutation, perturbation, pseudonyms.
+
+All randomness comes from a ``numpy.random.Generator`` the caller seeds, so a module version
+reproduces its output exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def suppress_cells(
+    column: pd.Series, mask: np.ndarray | None = None, marker: str | None = "*"
+) -> pd.Series:
+    """Replace the cells selected by ``mask`` (all when None) with ``marker`` (None = null)."""
+    out = column.astype(object).copy()
+    if mask is None:
+        mask = np.ones(len(column), dtype=bool)
+    out[np.asarray(mask, dtype=bool)] = marker
+    return out
+
+
+def suppress_records(
+    df: pd.DataFrame,
+    mask: np.ndarray,
+    limit: int | None = None,
+    how: str = "drop",
+    columns: Sequence[str] | None = None,
+    marker: str = "*",
+) -> pd.DataFrame:
+    """Drop the records in ``mask`` (or mask their ``columns``); refuse more than ``limit``."""
+    mask = np.asarray(mask, dtype=bool)
+    if limit is not None and int(mask.sum()) > limit:
+        raise ValueError(f"suppressing {int(mask.sum())} records exceeds the limit of {limit}")
+    if how == "drop":
+        return df.loc[~mask].reset_index(drop=True)
+    if how != "mask":
+        raise ValueError(f"record suppression {how!r}; expected 'drop' or 'mask'")
+    out = df.copy()
+    for c in columns if columns is not None else df.columns:
+        out[c] = suppress_cells(out[c], mask, marker)
+    return out
+
+
+# ----------------------------------------------------------------------------- anatomization
+
+
+class AnatomyError(ValueError):
+    """The table cannot be split into l-diverse groups."""
+
+
+def anatomize(
+    df: pd.DataFrame,
+    qis: Sequence[str],
+    sensitive: str,
+    l: int,  # noqa: E741
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Anatomy (Xiao & Tao, VLDB 2006): QIT (QIs + group id) and ST (group id, value, count).
+
+    Groups are built by the paper's algorithm: repeatedly take one record from each of the ``l``
+    currently largest sensitive-value buckets; the at most ``l - 1`` residual records are added to
+    groups that do not yet contain their value. Each group then has ``l`` distinct values, each
+    with frequency 1/l (residual-extended groups: at most 1/l per value).
+    """
+    if l < 1:
+        raise AnatomyError(f"anatomization needs l >= 1, got {l}")
+    n = len(df)
+    codes, values = pd.factorize(df[sensitive], use_na_sentinel=False)
+    counts = np.bincount(codes, minlength=len(values))
+    if n and counts.max() * l > n:
+        raise AnatomyError(
+            f"anatomization l={l} on {sensitive!r}: the most frequent value occurs {int(counts.max())} "
+            f"times in {n} records; expected at most n/l = {n // l} (eligibility condition)"
+        )
+    # Records of each value in random order.
+    perm = rng.permutation(n)
+    by_val = perm[np.argsort(codes[perm], kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    remaining = counts.copy()
+    group = np.full(n, -1, dtype=np.int64)
+    g = 0
+    # Group-creation: the loop runs once per group (n / l times), each step vectorized over l values.
+    while (remaining > 0).sum() >= l:
+        top = np.argpartition(-remaining, l - 1)[:l]
+        take = starts[top] + (counts[top] - remaining[top])
+        group[by_val[take]] = g
+        remaining[top] -= 1
+        g += 1
+    # Residue-assignment: each leftover record goes to a random group lacking its value.
+    left = np.nonzero(remaining)[0]
+    for v in left:
+        for j in range(int(remaining[v])):
+            rec = by_val[starts[v] + counts[v] - remaining[v] + j]
+            has = np.unique(group[codes == v])
+            candidates = np.setdiff1d(np.arange(g), has)
+            if not len(candidates):
+                raise AnatomyError(
+                    f"anatomization l={l} on {sensitive!r}: no group can take a residual record"
+                )
+            group[rec] = rng.choice(candidates)
+    qit = df[list(qis)].copy()
+    qit.insert(0, "group_id", group)
+    st = (
+        pd.DataFrame({"group_id": group, sensitive: df[sensitive].to_numpy()})
+        .groupby(["group_id", sensitive], sort=True, dropna=False)
+        .size()
+        .rename("count")
+        .reset_index()
+    )
+    return qit, st
+
+
+# ----------------------------------------------------------------------------- permutation
+
+
+def permute(
+    values: pd.Series | np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Shuffle ``values`` within each group (or the whole column when ``groups`` is None)."""
+    arr = np.asarray(values)
+    n = len(arr)
+    if groups is None:
+        return arr[rng.permutation(n)]
+    groups = np.asarray(groups)
+    # Sort by (group, random key): each group's slots receive its own values in random order.
+    order = np.lexsort((rng.random(n), groups))
+    slots = np.argsort(groups, kind="stable")
+    out = np.empty_like(arr)
+    out[slots] = arr[order]
+    return out
+
+
+# ----------------------------------------------------------------------------- perturbation
+
+
+def noise_scale(
+    kind: str,
+    scale: float | None = None,
+    epsilon: float | None = None,
+    sensitivity: float = 1.0,
+    delta: float = 1e-5,
+) -> float:
+    """The noise scale: given directly, or b = Δ/ε (Laplace), σ = Δ·sqrt(2 ln(1.25/δ))/ε (Gaussian)."""
+    if scale is not None:
+        if scale < 0:
+            raise ValueError(f"noise scale must be >= 0, got {scale}")
+        return float(scale)
+    if epsilon is None or epsilon <= 0:
+        raise ValueError(
+            f"{kind} noise needs 'scale' or a privacy budget 'epsilon' > 0, got {epsilon}"
+        )
+    if kind == "laplace":
+        return sensitivity / epsilon
+    if kind == "gaussian":
+        return sensitivity * np.sqrt(2.0 * np.log(1.25 / delta)) / epsilon
+    raise ValueError(f"epsilon is only defined for laplace or gaussian noise, not {kind!r}")
+
+
+def add_noise(
+    values: np.ndarray, rng: np.random.Generator, kind: str = "laplace", scale: float = 1.0
+) -> np.ndarray:
+    """Additive Laplace/Gaussian noise, or multiplicative ``x * (1 + N(0, scale))``."""
+    x = np.asarray(values, dtype=np.float64)
+    if kind == "laplace":
+        return x + rng.laplace(0.0, scale, size=x.shape)
+    if kind == "gaussian":
+        return x + rng.normal(0.0, scale, size=x.shape)
+    if kind == "multiplicative":
+        return x * (1.0 + rng.normal(0.0, scale, size=x.shape))
+    raise ValueError(f"noise kind {kind!r}; expected laplace, gaussian or multiplicative")
+
+
+def round_to(values: np.ndarray, base: float) -> np.ndarray:
+    """Round to the nearest multiple of ``base``."""
+    if base <= 0:
+        raise ValueError(f"rounding base must be > 0, got {base}")
+    return np.round(np.asarray(values, dtype=np.float64) / base) * base
+
+
+def clip(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """Clip to the declared range so perturbed values stay valid."""
+    return np.clip(values, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+def perturb(
+    values: pd.Series,
+    rng: np.random.Generator,
+    kind: str | None = None,
+    scale: float | None = None,
+    epsilon: float | None = None,
+    sensitivity: float = 1.0,
+    delta: float = 1e-5,
+    round_base: float | None = None,
+    clip_min: float | None = None,
+    clip_max: float | None = None,
+) -> pd.Series:
+    """Noise, then clipping to the declared range, then rounding (kept inside the range)."""
+    if not pd.api.types.is_numeric_dtype(values):
+        raise ValueError(
+            f"column {values.name!r}: perturbation needs a numeric column, got {values.dtype}"
+        )
+    x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if kind is not None:
+        x = add_noise(x, rng, kind, noise_scale(kind, scale, epsilon, sensitivity, delta))
+    x = clip(x, clip_min, clip_max)
+    if round_base is not None:
+        x = round_to(x, round_base)
+        # Rounding may step over a bound: use the nearest multiple inside the range.
+        if clip_max is not None:
+            x = np.where(x > clip_max, np.floor(clip_max / round_base) * round_base, x)
+        if clip_min is not None:
+            x = np.where(x < clip_min, np.ceil(clip_min / round_base) * round_base, x)
+    out = pd.Series(x, index=values.index, name=values.name)
+    if pd.api.types.is_integer_dtype(values) and (
+        round_base is not None and float(round_base).is_integer() or kind is None
+    ):
+        out = out.round().astype(values.dtype)
+    return out
+
+
+# ----------------------------------------------------------------------------- pseudonyms
+
+
+def pseudonymize(values: pd.Series, secret: bytes, length: int = 32) -> pd.Series:
+    """HMAC-SHA256(secret, str(value)) as hex (first ``length`` chars); nulls stay null.
+
+    The same value maps to the same pseudonym in every table, so keys keep joining. Each distinct
+    value is hashed once.
+    """
+    if not secret:
+        raise ValueError("pseudonymization needs a non-empty secret key (from the environment)")
+    if pd.api.types.is_float_dtype(values) and (values.dropna() == values.dropna().round()).all():
+        values = values.astype("Int64")  # 1.0 and 1 must give the same pseudonym
+    codes, uniq = pd.factorize(values, use_na_sentinel=True)
+    keys = [str(v) for v in uniq]
+    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    hashed = []
+    for k in keys:  # one HMAC per distinct value; hashing itself has no vectorized form
+        m = mac.copy()
+        m.update(k.encode("utf-8"))
+        hashed.append(m.hexdigest()[:length])
+    table = np.array(hashed + [None], dtype=object)
+    return pd.Series(table[codes], index=values.index, name=values.name)
