@@ -57,6 +57,15 @@ class SearchResult:
 
 
 @dataclass
+class _Table:
+    """Rows to group: level-0 codes (rows x q), sensitive codes and multiplicities."""
+
+    codes: np.ndarray
+    sens: dict[str, np.ndarray]
+    weights: np.ndarray
+
+
+@dataclass
 class _Sensitive:
     codes: np.ndarray  # per deduplicated row
     n_values: int
@@ -124,6 +133,11 @@ class Problem:
         )
         self._cache: dict[tuple[int, ...], NodeResult] = {}
         self._cache_hit = False
+        self._base = _Table(
+            self.codes, {k: v.codes for k, v in self.sensitive.items()}, self.weights
+        )
+        self._snaps: list[_Table] = []
+        self._snap_nodes = np.zeros((256, len(self.hierarchies)), dtype=np.int64)
 
     # ------------------------------------------------------------------------ evaluation
 
@@ -144,11 +158,52 @@ class Problem:
             [self.cards[d][lvl] for d, lvl in enumerate(node)],
         )
 
+    def _snapshot_for(self, node: tuple[int, ...]) -> _Table | None:
+        """The smallest cached class table of a predecessor of ``node`` (None: use the base)."""
+        if not self._snaps:
+            return None
+        ok = np.nonzero(np.all(self._snap_nodes[: len(self._snaps)] <= node, axis=1))[0]
+        if not len(ok):
+            return None
+        return min((self._snaps[i] for i in ok), key=lambda t: len(t.weights))
+
+    def _table_classes(self, table: _Table | None, node: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        if table is None:
+            return self.classes(node)
+        return privacy.class_ids(
+            [self.hierarchies[d].maps[lvl][table.codes[:, d]] for d, lvl in enumerate(node)],
+            [self.cards[d][lvl] for d, lvl in enumerate(node)],
+        )
+
+    def _store_snapshot(
+        self, node: tuple[int, ...], table: _Table | None, cls: np.ndarray, n_classes: int
+    ) -> None:
+        # Roll-up: a class table of this node lets every successor be grouped from fewer rows.
+        base_rows = len(self.weights) if table is None else len(table.weights)
+        if n_classes * 2 > base_rows or len(self._snaps) >= self._snap_nodes.shape[0]:
+            return
+        src = self._base if table is None else table
+        names = sorted(src.sens)
+        if names:
+            key, m = privacy.class_ids(
+                [cls] + [src.sens[x] for x in names],
+                [n_classes] + [self.sensitive[x].n_values for x in names],
+            )
+        else:
+            key, m = cls, n_classes
+        first = np.empty(m, dtype=np.int64)
+        first[key[::-1]] = np.arange(len(key))[::-1]
+        weights = np.bincount(key, weights=src.weights, minlength=m)
+        snap = _Table(src.codes[first], {x: src.sens[x][first] for x in names}, weights)
+        self._snap_nodes[len(self._snaps)] = node
+        self._snaps.append(snap)
+
     def violations(
-        self, cls: np.ndarray, n_classes: int
+        self, cls: np.ndarray, n_classes: int, table: _Table | None = None
     ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """Class sizes, per-class 'violates some model' mask, and records violating each model."""
-        sizes = np.bincount(cls, weights=self.weights, minlength=n_classes)
+        t = self._base if table is None else table
+        sizes = np.bincount(cls, weights=t.weights, minlength=n_classes)
         bad = np.zeros(n_classes, dtype=bool)
         per_model: dict[str, int] = {}
         for m in self.models:
@@ -157,7 +212,7 @@ class Problem:
             else:
                 s = self.sensitive[m.attribute]
                 counts = privacy.distribution_matrix(
-                    cls, n_classes, s.codes, s.n_values, self.weights
+                    cls, n_classes, t.sens[m.attribute], s.n_values, t.weights
                 )
                 if m.kind == "l-diversity":
                     v = (
@@ -178,41 +233,46 @@ class Problem:
         self._cache_hit = hit is not None
         if hit is not None:
             return hit
-        cls, n_classes = self.classes(key)
-        sizes, bad, per_model = self.violations(cls, n_classes)
-        suppressed = int(sizes[bad].sum())
+        table = self._snapshot_for(key)
+        cls, n_classes = self._table_classes(table, key)
+        sizes, bad, per_model = self.violations(cls, n_classes, table)
+        suppressed = int(round(sizes[bad].sum()))
         res = NodeResult(key, suppressed <= self.max_outliers, suppressed, violations=per_model)
         if res.satisfied:
-            res.score = self._score(key, cls, sizes, bad)
+            res.score = self._score(key, cls, sizes, bad, table)
+        self._store_snapshot(key, table, cls, n_classes)
         self._cache[key] = res
         return res
 
     def _score(
-        self, node: tuple[int, ...], cls: np.ndarray, sizes: np.ndarray, bad: np.ndarray
+        self,
+        node: tuple[int, ...],
+        cls: np.ndarray,
+        sizes: np.ndarray,
+        bad: np.ndarray,
+        table: _Table | None,
     ) -> float:
-        rows_bad = bad[cls]
+        t = self._base if table is None else table
         if self.metric == "discernibility":
             ok = sizes[~bad]
             n_s = float(sizes[bad].sum())
             return float((ok.astype(float) ** 2).sum() + n_s * self.n)
-        w_s = self.weights[rows_bad]
+        rows_bad = bad[cls]
+        w_s = t.weights[rows_bad]
         n_s = float(w_s.sum())
+        c_all = t.codes[rows_bad]
         if self.metric == "loss":
             per_col = np.empty(len(node))
             for d, lvl in enumerate(node):
                 st = self.stats[d]
-                c_s = self.codes[rows_bad, d]
                 per_col[d] = (
-                    st.loss_total[lvl] - float((st.shares[lvl][c_s] * w_s).sum()) + n_s
+                    st.loss_total[lvl] - float((st.shares[lvl][c_all[:, d]] * w_s).sum()) + n_s
                 ) / self.n
             return float(aggregate_loss(per_col, self.loss_aggregate))
         total = 0.0
         for d, lvl in enumerate(node):
             st = self.stats[d]
-            c_s = self.codes[rows_bad, d]
-            total += st.entropy_total[lvl] + float(
-                ((st.log_root[c_s] - st.log_ratio[lvl][c_s]) * w_s).sum()
-            )
+            total += st.entropy_total[lvl] + float((st.log_gen[lvl][c_all[:, d]] * w_s).sum())
         return total
 
     def metrics(self, node: Sequence[int]) -> dict[str, float]:
@@ -259,6 +319,16 @@ def optimal_search(problem: Problem) -> SearchResult:
     strides = np.ones(len(heights), dtype=np.int64)
     for d in range(len(heights) - 2, -1, -1):
         strides[d] = strides[d + 1] * heights[d + 1]
+    # le[d][v] / ge[d][v]: nodes whose level d is <= / >= v (AND of q masks = predecessor set).
+    le = [np.stack([nodes[:, d] <= v for v in range(h)]) for d, h in enumerate(problem.heights)]
+    ge = [np.stack([nodes[:, d] >= v for v in range(h)]) for d, h in enumerate(problem.heights)]
+
+    def cone(masks: list[np.ndarray], node: np.ndarray) -> np.ndarray:
+        out = masks[0][node[0]].copy() if len(masks) else np.ones(len(nodes), dtype=bool)
+        for d in range(1, len(masks)):
+            out &= masks[d][node[d]]
+        return out
+
     best: NodeResult | None = None
     closest: NodeResult | None = None
     evaluated = 0
@@ -269,27 +339,32 @@ def optimal_search(problem: Problem) -> SearchResult:
         evaluated += 1
         if res.satisfied:
             if monotone:
-                status[np.all(nodes >= nodes[i], axis=1)] = 1
+                status[cone(ge, nodes[i])] = 1
             status[i] = 1
         else:
             if closest is None or res.suppressed < closest.suppressed:
                 closest = res
             if monotone:
-                status[np.all(nodes <= nodes[i], axis=1)] = -1
+                status[cone(le, nodes[i])] = -1
             status[i] = -1
         return res
 
+    # Greedy path step per node: raise the level whose lower bound grows least (-1 at the top).
+    nxt = np.full(len(nodes), -1, dtype=np.int64)
+    nxt_lb = np.full(len(nodes), np.inf)
+    ids = np.arange(len(nodes))
+    for d in range(len(heights)):
+        can = nodes[:, d] < heights[d] - 1
+        cand = np.where(can, ids + strides[d], 0)
+        better = can & (lb[cand] < nxt_lb)
+        nxt = np.where(better, cand, nxt)
+        nxt_lb = np.where(better, lb[cand], nxt_lb)
+    nxt_list = nxt.tolist()
+
     def classify_path(i: int) -> None:
-        # Path from node i to the top, each step raising the level whose bound grows least.
-        path, cur = [i], nodes[i].copy()
-        while True:
-            cand = np.nonzero(cur < heights - 1)[0]
-            if not len(cand):
-                break
-            nxt = [int(path[-1] + strides[d]) for d in cand]
-            j = min(nxt, key=lambda x: (lb[x], x))
-            cur = nodes[j]
-            path.append(j)
+        path = [i]
+        while nxt_list[path[-1]] >= 0:
+            path.append(nxt_list[path[-1]])
         lo, hi = 0, len(path) - 1  # binary search for the lowest satisfying node on the path
         while lo <= hi and status[i] == 0:
             mid = (lo + hi) // 2

@@ -28,7 +28,7 @@ class ColumnStats:
 
     shares: list[np.ndarray]  # level -> per level-0 code: normalized loss share
     log_ratio: list[np.ndarray]  # level -> per level-0 code: log2(freq(gen) / freq(orig))
-    log_root: np.ndarray  # per level-0 code: log2(N / freq(orig))
+    log_gen: list[np.ndarray]  # level -> per level-0 code: log2(N / freq(gen)), extra if suppressed
     loss_total: np.ndarray  # level -> sum over records of share (no suppression)
     entropy_total: np.ndarray  # level -> sum over records of log_ratio (no suppression)
 
@@ -37,7 +37,7 @@ def column_stats(h: Hierarchy, codes: np.ndarray, weights: np.ndarray) -> Column
     """Precompute loss shares and entropy terms per level for level-0 ``codes`` with ``weights``."""
     n = float(weights.sum())
     freq0 = np.bincount(codes, weights=weights, minlength=h.domain_size)
-    shares, log_ratio, loss_total, ent_total = [], [], [], []
+    shares, log_ratio, log_gen, loss_total, ent_total = [], [], [], [], []
     with np.errstate(divide="ignore", invalid="ignore"):
         for lvl in range(h.levels):
             s = h.shares(lvl)
@@ -45,10 +45,10 @@ def column_stats(h: Hierarchy, codes: np.ndarray, weights: np.ndarray) -> Column
             freq_l = np.bincount(h.maps[lvl], weights=freq0, minlength=len(h.labels[lvl]))
             lr = np.where(freq0 > 0, np.log2(freq_l[h.maps[lvl]] / freq0), 0.0)
             log_ratio.append(lr)
+            log_gen.append(np.where(freq0 > 0, np.log2(n / freq_l[h.maps[lvl]]), 0.0))
             loss_total.append(float((s * freq0).sum()))
             ent_total.append(float((lr * freq0).sum()))
-        log_root = np.where(freq0 > 0, np.log2(n / freq0), 0.0)
-    return ColumnStats(shares, log_ratio, log_root, np.array(loss_total), np.array(ent_total))
+    return ColumnStats(shares, log_ratio, log_gen, np.array(loss_total), np.array(ent_total))
 
 
 def aggregate_loss(per_column: np.ndarray, how: str = "geometric") -> np.ndarray:
@@ -86,9 +86,7 @@ def node_metrics(
         c_s = codes[suppressed, d]
         loss_d = st.loss_total[lvl] - float((st.shares[lvl][c_s] * w_s).sum()) + n_supp
         per_col[d] = loss_d / n if n else 0.0
-        entropy += st.entropy_total[lvl] + float(
-            ((st.log_root[c_s] - st.log_ratio[lvl][c_s]) * w_s).sum()
-        )
+        entropy += st.entropy_total[lvl] + float((st.log_gen[lvl][c_s] * w_s).sum())
     ok_sizes = class_sizes[class_ok]
     n_classes = int(len(ok_sizes))
     return {

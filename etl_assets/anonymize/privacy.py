@@ -25,7 +25,7 @@ def class_ids(codes: Sequence[np.ndarray], cards: Sequence[int]) -> tuple[np.nda
             key, uniq = pd.factorize(key)
             key = key.astype(np.int64)
             mult = len(uniq)
-        key += c.astype(np.int64) * mult
+        key += (c if c.dtype == np.int64 else c.astype(np.int64)) * mult
         mult *= max(int(card), 1)
     if mult <= max(4 * n, 1 << 16):
         counts = np.bincount(key, minlength=mult)
