@@ -127,10 +127,21 @@ def permute(
     n = len(arr)
     if groups is None:
         return arr[rng.permutation(n)]
-    groups = np.asarray(groups)
-    # Sort by (group, random key): each group's slots receive its own values in random order.
-    order = np.lexsort((rng.random(n), groups))
-    slots = np.argsort(groups, kind="stable")
+    groups, _ = pd.factorize(np.asarray(groups))  # dense non-negative codes
+    bits = max(int(n).bit_length(), 1)
+    if int(groups.max(initial=0)).bit_length() + bits > 62:
+        order = np.lexsort((rng.random(n), groups))
+        slots = np.argsort(groups, kind="stable")
+    else:
+        # Pack (group, tiebreak) into one int64 and sort values (SIMD sort, no argsort):
+        # a random permutation as tiebreak gives each group's members in uniformly random order.
+        g = groups.astype(np.int64) << bits
+        mask = (1 << bits) - 1
+        r = rng.permutation(n)
+        inv = np.empty(n, dtype=np.int64)
+        inv[r] = np.arange(n)
+        order = inv[np.sort(g | r) & mask]
+        slots = np.sort(g | np.arange(n)) & mask
     out = np.empty_like(arr)
     out[slots] = arr[order]
     return out
