@@ -1,0 +1,10 @@
+"""The only place we touch Dagster's private API; `tests/test_dagster_private.py` pins its contract."""
+
+from __future__ import annotations
+
+
+def is_valid_cron(expression: str) -> bool:
+    """True when Dagster's scheduler accepts the cron string (including @daily and friends)."""
+    from dagster._utils.schedules import is_valid_cron_string
+
+    return bool(is_valid_cron_string(expression))

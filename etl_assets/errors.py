@@ -1,0 +1,33 @@
+"""Errors a user can cause, each naming where (file, JSON path) and what was expected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a metadata file: the JSON path and what was expected there."""
+
+    path: str
+    message: str
+
+    def render(self, file: str) -> str:
+        return f"{file}: {self.path}: {self.message}" if self.path else f"{file}: {self.message}"
+
+
+class MetadataError(ValueError):
+    """Invalid data module metadata; `str()` lists every problem as `file: path: message`."""
+
+    def __init__(self, file: str, problems: list[Problem]):
+        self.file = file
+        self.problems = problems
+        super().__init__("\n".join(p.render(file) for p in problems))
+
+
+class ExtractionError(RuntimeError):
+    """A source could not be read, or returned something other than records."""
+
+
+class UploadError(RuntimeError):
+    """A version could not be published; the previously published version is untouched."""

@@ -1,0 +1,65 @@
+"""The script collector: run a program that prints records as JSON on stdout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from etl_assets.errors import ExtractionError
+from etl_assets.extract.records import parse_json_records, records_to_frame
+from etl_assets.model import ScriptCollector
+
+BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+STDERR_TAIL = 2000
+
+
+def script_command(script: ScriptCollector, folder: Path) -> list[str]:
+    path = (folder / script.path).resolve()
+    if not path.is_file():
+        raise ExtractionError(f"script not found: {path}")
+    if path.suffix == ".py":
+        return [sys.executable, str(path), *script.args]
+    if not os.access(path, os.X_OK):
+        raise ExtractionError(f"{path}: not executable (chmod +x, or use a .py file)")
+    return [str(path), *script.args]
+
+
+def run_script(
+    script: ScriptCollector, folder: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the script in its module folder with a minimal environment; fail loudly."""
+    cmd = script_command(script, folder)
+    env = {k: os.environ[k] for k in (*BASE_ENV, *script.env) if k in os.environ}
+    env.update(extra_env or {})
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=script.timeoutSeconds,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ExtractionError(
+            f"script {script.path} did not finish within {script.timeoutSeconds:g} s"
+        ) from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or "")[-STDERR_TAIL:].strip()
+        raise ExtractionError(
+            f"script {script.path} exited with code {proc.returncode}; stderr (tail):\n{tail}"
+        )
+    return proc
+
+
+def extract_script(
+    script: ScriptCollector, folder: Path, extra_env: dict[str, str] | None = None
+) -> pd.DataFrame:
+    proc = run_script(script, folder, extra_env)
+    records = parse_json_records(proc.stdout, f"output of script {script.path}")
+    return records_to_frame(records)

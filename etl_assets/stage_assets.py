@@ -1,0 +1,418 @@
+"""The asset definitions of each stage, built per module by `etl_assets.factory`.
+
+Compute lives in plain modules (`extract`, `cleaning`, `anonymization`, `publishing`); this file
+only wires them into Dagster: keys, partitions, inputs, metadata and checks.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from etl_assets import factory as f
+from etl_assets.anonymization import anonymize_for_module, published_tables
+from etl_assets.cleaning import clean_table
+from etl_assets.extract import extract_entry
+from etl_assets.loader import LoadedModule
+from etl_assets.model import CollectionEntry, Table
+from etl_assets.presentation import column_lineage, table_metadata
+from etl_assets.rules.engine import check_foreign_keys, check_unique_key
+from resources.io_manager import ParquetIOManager
+from resources.outbox import OutboxResource
+from resources.postgres import PostgresResource
+
+
+class ExtractContext:
+    """What a connector may need besides its entry: resources and the script environment."""
+
+    def __init__(self, context: dg.AssetExecutionContext, loaded: LoadedModule, resources: dict):
+        self.log = context.log
+        self.version = context.partition_key
+        self.resources = resources
+        self.script_env = {"DM_MODULE": loaded.name, "DM_VERSION": context.partition_key}
+
+
+def extract_asset(
+    loaded: LoadedModule,
+    entry: CollectionEntry,
+    partitions: dg.PartitionsDefinition,
+    retry: dg.RetryPolicy | None,
+    owners: list[str],
+    tags: dict[str, str],
+    code_version: str,
+) -> dg.AssetsDefinition:
+    m = loaded.name
+    kind = f.CONNECTOR_KINDS[entry.extract.type]
+
+    @dg.asset(
+        key=f.key(m, "extract", f.entry_name(entry)),
+        group_name=m,
+        partitions_def=partitions,
+        code_version=code_version,
+        retry_policy=retry,
+        owners=owners,
+        tags=tags,
+        kinds={kind, "pandas"},
+        io_manager_key=f.IO_MANAGER_KEY,
+        description=f"Records of table `{entry.table}` from source `{entry.source}`"
+        f" ({entry.extract.type}, priority {entry.priority}).",
+    )
+    def _extract(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+        version = context.partition_key
+        df = extract_entry(entry, loaded.folder, ExtractContext(context, loaded, {}))
+        context.log.info(f"{entry.table}/{entry.source}: {len(df):,} records extracted")
+        return dg.Output(
+            df,
+            metadata={
+                **table_metadata(df),
+                **f.common_metadata(loaded, version),
+                "dm/source": entry.source,
+                "dm/connector": entry.extract.type,
+            },
+        )
+
+    return _extract
+
+
+def clean_asset(
+    loaded: LoadedModule,
+    table: Table,
+    partitions: dg.PartitionsDefinition,
+    retry: dg.RetryPolicy | None,
+    owners: list[str],
+    tags: dict[str, str],
+) -> dg.AssetsDefinition:
+    m = loaded.name
+    model = loaded.model
+    entries = model.entries_for(table.name)
+    ins = {
+        f"src_{i}": dg.AssetIn(key=f.key(m, "extract", f.entry_name(e)))
+        for i, e in enumerate(entries)
+    }
+    parents = sorted({c.foreignKey.table for c in table.columns if c.foreignKey})
+    ins.update({f"parent_{p}": dg.AssetIn(key=f.key(m, "clean", p)) for p in parents})
+    upstream_cols = {
+        f.key(m, "extract", f.entry_name(e)): [c.name for c in table.columns] for e in entries
+    }
+
+    @dg.asset(
+        key=f.key(m, "clean", table.name),
+        group_name=m,
+        partitions_def=partitions,
+        code_version=loaded.code_version,
+        retry_policy=retry,
+        owners=owners,
+        tags=tags,
+        ins=ins,
+        kinds={"pandas"},
+        io_manager_key=f.IO_MANAGER_KEY,
+        description=f"Table `{table.name}`: sources merged, typed, field rules applied"
+        " (empty values, ranges, primary and foreign keys, duplicates). Rejected records go to"
+        " the quarantine with their reason.",
+    )
+    def _clean(context: dg.AssetExecutionContext, outbox: OutboxResource, **inputs: pd.DataFrame):
+        version = context.partition_key
+        frames = [inputs[f"src_{i}"] for i in range(len(entries))]
+        parent_frames = {p: inputs[f"parent_{p}"] for p in parents}
+        result = clean_table(frames, table, model, version=version, parents=parent_frames)
+        qpath = outbox.write_quarantine(m, version, table.name, result.quarantine)
+        if result.key_map is not None and len(result.key_map):
+            outbox.write_quarantine(m, version, f"{table.name}__key_map", result.key_map)
+        for col in result.missing_columns:
+            context.log.warning(f"{table.name}: no source provides column {col!r}; it is empty")
+        if result.dropped_columns:
+            context.log.info(
+                f"{table.name}: strict schema dropped undeclared columns"
+                f" {', '.join(result.dropped_columns)}"
+            )
+        metadata = {
+            **table_metadata(result.data),
+            **f.common_metadata(loaded, version),
+            **{f"dm/{k}": dg.MetadataValue.int(int(v)) for k, v in sorted(result.counts.items())},
+            "dm/quarantine_path": dg.MetadataValue.path(str(qpath)),
+            "dagster/column_lineage": column_lineage(list(result.data.columns), upstream_cols),
+        }
+        if len(result.quarantine):
+            reasons = (
+                result.quarantine.groupby(["action", "rule", "reason"], dropna=False)
+                .size()
+                .reset_index(name="records")
+            )
+            metadata["dm/quarantine_summary"] = dg.MetadataValue.md(
+                "\n".join(
+                    ["| action | rule | reason | records |", "|---|---|---|---|"]
+                    + [
+                        f"| {r.action} | {r.rule} | {r.reason} | {r.records} |"
+                        for r in reasons.itertuples()
+                    ]
+                )
+            )
+        return dg.Output(result.data, metadata=metadata)
+
+    return _clean
+
+
+def clean_checks(
+    loaded: LoadedModule, table: Table, partitions: dg.PartitionsDefinition
+) -> list[dg.AssetChecksDefinition]:
+    """Blocking checks on the clean output: conservation, key uniqueness, reference integrity."""
+    m = loaded.name
+    target = f.key(m, "clean", table.name)
+    checks = []
+
+    @dg.asset_check(
+        asset=target,
+        name="rows_conserved",
+        blocking=True,
+        partitions_def=partitions,
+        description="rows extracted = rows out + rows rejected + duplicates merged",
+    )
+    def _conservation(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=target, asset_partitions=[context.partition_key]),
+            limit=1,
+        ).records
+        md = records[0].asset_materialization.metadata if records else {}
+
+        def n(name: str) -> int:
+            v = md.get(f"dm/{name}")
+            return int(v.value) if v is not None else 0
+
+        extracted, out = n("rows_extracted"), n("rows_out")
+        accounted = out + n("rejected_total") + n("duplicates")
+        return dg.AssetCheckResult(
+            passed=extracted == accounted,
+            metadata={"rows_extracted": extracted, "accounted": accounted},
+            description=f"{extracted} extracted, {accounted} accounted for",
+        )
+
+    checks.append(_conservation)
+
+    if table.primaryKey:
+
+        @dg.asset_check(
+            asset=target,
+            name="primary_key_unique",
+            blocking=True,
+            partitions_def=partitions,
+            description=f"({', '.join(table.primaryKey)}) is unique in the clean output",
+        )
+        def _unique(
+            context: dg.AssetCheckExecutionContext, data: pd.DataFrame
+        ) -> dg.AssetCheckResult:
+            passed, message = check_unique_key(data, table)
+            return dg.AssetCheckResult(passed=passed, description=message)
+
+        checks.append(_unique)
+
+    parents = sorted({c.foreignKey.table for c in table.columns if c.foreignKey})
+    if parents:
+
+        @dg.asset_check(
+            asset=target,
+            name="foreign_keys_resolve",
+            blocking=True,
+            partitions_def=partitions,
+            additional_deps=[f.key(m, "clean", p) for p in parents],
+            description="every non-null foreign key value exists in its referenced table",
+        )
+        def _fks(
+            context: dg.AssetCheckExecutionContext,
+            data: pd.DataFrame,
+            dm_io_manager: dg.ResourceParam[ParquetIOManager],
+        ):
+            pk = context.partition_key
+            frames = {p: dm_io_manager.read(f.key(m, "clean", p), pk) for p in parents}
+            passed, message = check_foreign_keys(data, table, frames)
+            return dg.AssetCheckResult(passed=passed, description=message)
+
+        checks.append(_fks)
+    return checks
+
+
+def anonymize_asset(
+    loaded: LoadedModule,
+    table: Table,
+    partitions: dg.PartitionsDefinition,
+    retry: dg.RetryPolicy | None,
+    owners: list[str],
+    tags: dict[str, str],
+) -> dg.AssetsDefinition:
+    m = loaded.name
+    source_key = f.key(m, "clean", table.name)
+
+    @dg.asset(
+        key=f.key(m, "anonymize", table.name),
+        group_name=m,
+        partitions_def=partitions,
+        code_version=loaded.code_version,
+        retry_policy=retry,
+        owners=owners,
+        tags=tags,
+        ins={"clean": dg.AssetIn(key=source_key)},
+        kinds={"pandas"},
+        io_manager_key=f.IO_MANAGER_KEY,
+        description=f"Table `{table.name}` anonymized as its metadata declares"
+        " (generalization, suppression, anatomization, permutation, perturbation,"
+        " pseudonymization) and checked against its privacy models.",
+    )
+    def _anonymize(context: dg.AssetExecutionContext, clean: pd.DataFrame):
+        version = context.partition_key
+        result = anonymize_for_module(clean, table, loaded, version)
+        first = next(iter(result.tables.values()))
+        metadata = {
+            **table_metadata(first),
+            "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in result.tables.values())),
+            **f.common_metadata(loaded, version),
+            **{f"dm/{k}": v for k, v in result.metrics.items()},
+            "dm/published_tables": ", ".join(result.tables),
+            "dagster/column_lineage": column_lineage(
+                [c for c in first.columns], {source_key: list(clean.columns)}
+            ),
+        }
+        if result.summary:
+            metadata["dm/anonymization"] = dg.MetadataValue.md(result.summary)
+        return dg.Output(result.tables, metadata=metadata)
+
+    return _anonymize
+
+
+def outbox_asset(
+    loaded: LoadedModule,
+    table: Table,
+    partitions: dg.PartitionsDefinition,
+    retry: dg.RetryPolicy | None,
+    owners: list[str],
+    tags: dict[str, str],
+) -> dg.AssetsDefinition:
+    m = loaded.name
+
+    @dg.asset(
+        key=f.key(m, "outbox", table.name),
+        group_name=m,
+        partitions_def=partitions,
+        code_version=loaded.code_version,
+        retry_policy=retry,
+        owners=owners,
+        tags=tags,
+        ins={"anonymized": dg.AssetIn(key=f.key(m, "anonymize", table.name))},
+        kinds={"parquet"},
+        description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
+        " version's metadata, waiting for review and upload.",
+    )
+    def _outbox(
+        context: dg.AssetExecutionContext,
+        outbox: OutboxResource,
+        anonymized: dict[str, pd.DataFrame],
+    ) -> dg.MaterializeResult:
+        from etl_assets.publishing import write_version_snapshot
+
+        version = context.partition_key
+        paths = {
+            name: str(outbox.write_table(m, version, name, df)) for name, df in anonymized.items()
+        }
+        snapshot = write_version_snapshot(outbox, loaded, version)
+        first = next(iter(anonymized.values()))
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(first),
+                "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in anonymized.values())),
+                **f.common_metadata(loaded, version),
+                "dm/outbox_files": dg.MetadataValue.json(paths),
+                "dm/metadata_snapshot": dg.MetadataValue.path(str(snapshot)),
+                "dagster/uri": dg.MetadataValue.path(str(outbox.version_dir(m, version))),
+            }
+        )
+
+    return _outbox
+
+
+def outbox_checks(
+    loaded: LoadedModule, table: Table, partitions: dg.PartitionsDefinition
+) -> list[dg.AssetChecksDefinition]:
+    """A blocking check that the outbox data satisfies the table's privacy models."""
+    if table.privacy is None:
+        return []
+    m = loaded.name
+    target = f.key(m, "outbox", table.name)
+
+    @dg.asset_check(
+        asset=target,
+        name="privacy_models_hold",
+        blocking=True,
+        partitions_def=partitions,
+        description="the outbox data satisfies "
+        + ", ".join(pm.type for pm in table.privacy.models),
+    )
+    def _privacy(context: dg.AssetCheckExecutionContext, outbox: OutboxResource):
+        from etl_assets.anonymization import verify_outbox_privacy
+
+        passed, message, metrics = verify_outbox_privacy(
+            outbox, loaded, table, context.partition_key if context.has_partition_key else None
+        )
+        return dg.AssetCheckResult(passed=passed, description=message, metadata=metrics)
+
+    return [_privacy]
+
+
+def upload_asset(
+    loaded: LoadedModule,
+    partitions: dg.PartitionsDefinition,
+    owners: list[str],
+    tags: dict[str, str],
+) -> dg.AssetsDefinition:
+    m = loaded.name
+    model = loaded.model
+    specs = [
+        dg.AssetSpec(
+            key=f.key(m, "upload", t.name),
+            group_name=m,
+            deps=[f.key(m, "outbox", t.name)],
+            code_version=loaded.code_version,
+            owners=owners,
+            tags=tags,
+            kinds={model.upload.sink.type if model.upload.sink else "python"},
+            description=f"`{t.name}` published: {', '.join(published_tables(t))}",
+        )
+        for t in model.tables
+    ]
+
+    @dg.multi_asset(
+        specs=specs,
+        name=f"{m}__upload",
+        partitions_def=partitions,
+        can_subset=False,
+        description=f"Publish a version of {m}: every table in one transaction, then the"
+        " version's Croissant metadata. Needs an approval unless the module sets autoUpload.",
+    )
+    def _upload(
+        context: dg.AssetExecutionContext, outbox: OutboxResource, postgres: PostgresResource
+    ):
+        from etl_assets.publishing import publish_version
+
+        version = context.partition_key
+        report = publish_version(
+            loaded,
+            version,
+            outbox=outbox,
+            postgres=postgres,
+            run_id=context.run_id,
+            log=context.log,
+        )
+        for t in model.tables:
+            names = published_tables(t)
+            yield dg.MaterializeResult(
+                asset_key=f.key(m, "upload", t.name),
+                metadata={
+                    **f.common_metadata(loaded, version),
+                    "dagster/row_count": dg.MetadataValue.int(
+                        sum(report.rows.get(n, 0) for n in names)
+                    ),
+                    "dm/inserted_rows": dg.MetadataValue.int(
+                        sum(report.inserted.get(n, 0) for n in names)
+                    ),
+                    "dm/published_as": ", ".join(report.locations.get(n, "") for n in names),
+                    "dm/croissant": dg.MetadataValue.path(str(report.croissant_path)),
+                    "dm/sink": report.sink,
+                },
+            )
+
+    return _upload

@@ -1,0 +1,54 @@
+"""Parquet between assets: one file per asset and version partition, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from resources.outbox import read_parquet, write_parquet_atomic
+
+
+def _file(path: Path) -> Path:
+    # not with_suffix: a version such as 1.0.0 has dots of its own
+    return path.parent / f"{path.name}.parquet"
+
+
+class ParquetIOManager(dg.ConfigurableIOManager):
+    """Stores DataFrames (or dicts of them) under `<base>/<asset key>/<partition>.parquet`."""
+
+    base_dir: str | None = Field(default=None, description="default: $DAGSTER_HOME/storage")
+
+    def path_for(self, asset_key: dg.AssetKey, partition: str | None) -> Path:
+        from etl_assets.settings import storage_root
+
+        base = Path(self.base_dir or storage_root())
+        return base.joinpath(*asset_key.path) / (partition or "__all__")
+
+    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        return self.path_for(context.asset_key, partition)
+
+    def read(self, asset_key: dg.AssetKey, partition: str | None) -> pd.DataFrame:
+        """What an asset stored for a partition (for checks that need a second asset's data)."""
+        return read_parquet(_file(self.path_for(asset_key, partition)))
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        if obj is None:
+            return
+        path = self._path(context)
+        if isinstance(obj, dict):
+            for name, df in obj.items():
+                write_parquet_atomic(df, path / f"{name}.parquet")
+        elif isinstance(obj, pd.DataFrame):
+            write_parquet_atomic(obj, _file(path))
+        else:
+            raise TypeError(f"ParquetIOManager stores DataFrames, got {type(obj).__name__}")
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        path = self._path(context)
+        if path.is_dir():
+            return {p.stem: read_parquet(p) for p in sorted(path.glob("*.parquet"))}
+        return read_parquet(_file(path))
