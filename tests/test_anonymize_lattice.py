@@ -88,7 +88,7 @@ def test_ordered_distance_t_closeness() -> None:
 
 @st.composite
 def small_tables(draw):
-    n = draw(st.integers(4, 40))
+    n = draw(st.integers(4, 120))
     ages = draw(st.lists(st.integers(20, 59), min_size=n, max_size=n))
     zips = draw(
         st.lists(st.sampled_from(["1301", "1302", "1401", "1402", "1501"]), min_size=n, max_size=n)
@@ -117,7 +117,7 @@ def _models(k: int, extra: str) -> list[PrivacyModel]:
     return models
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_tables())
 def test_search_equals_exhaustive_oracle(case) -> None:
     df, k, limit, metric, extra = case

@@ -1,6 +1,6 @@
 """Anonymization engine: generalization lattice search, privacy checks, record operations."""
 
-from .engine import AnonymizationResult, PrivacyModelUnsatisfiable, anonymize_table
+from .engine import AnonymizationResult, PrivacyModelUnsatisfiable, anonymize_table, verify_table
 from .hierarchy import (
     Hierarchy,
     HierarchyError,
@@ -59,4 +59,5 @@ __all__ = [
     "pseudonymize",
     "suppress_cells",
     "suppress_records",
+    "verify_table",
 ]

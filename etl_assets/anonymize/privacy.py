@@ -198,17 +198,25 @@ def check_t_closeness(
     t: float,
     distance: str = "equal",
     order: Sequence | None = None,
-    global_counts: np.ndarray | None = None,
+    reference: pd.Series | None = None,
 ) -> CheckResult:
     """Every class's sensitive distribution is within EMD ``t`` of the whole table's.
 
     ``ordered`` distance orders values by ``order`` or, by default, sorted (numeric) order.
-    ``global_counts`` overrides the reference distribution (e.g. the input before suppression).
+    ``reference`` (e.g. the input column before suppression) overrides the global distribution.
     """
     cls, n = table_classes(df, qis)
+    _require(df, [sensitive])
+    if reference is not None and order is None:
+        both = pd.concat([df[sensitive], reference], ignore_index=True)
+        order = pd.unique(both.sort_values(kind="stable"))
     s, m = _sensitive(df, sensitive, order)
     counts = distribution_matrix(cls, n, s, m)
-    g = counts.sum(axis=0) if global_counts is None else np.asarray(global_counts, dtype=float)
+    if reference is None:
+        g = counts.sum(axis=0)
+    else:
+        ref = pd.Categorical(reference, categories=list(order))
+        g = np.bincount(ref.codes[ref.codes >= 0], minlength=m).astype(float)
     g = g / max(g.sum(), 1)
     d = emd(counts, g, distance)
     bad = d > t + 1e-12

@@ -211,6 +211,8 @@ def _build(kind: type, data: Mapping[str, Any], where: str) -> Any:
             f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(known)}"
         )
     kwargs = dict(data)
+    if isinstance(kwargs.get("generalization"), str):  # shorthand: a hierarchy file path
+        kwargs["generalization"] = {"path": kwargs["generalization"]}
     for key, sub in _NESTED.items():
         if key in kwargs and isinstance(kwargs[key], Mapping) and key in known:
             kwargs[key] = _build(sub, kwargs[key], f"{where}.{key}")
