@@ -210,7 +210,7 @@ def anonymize_table(
     if n_supp:
         lines.append(
             f"suppressed {n_supp} records ({100.0 * n_supp / max(n, 1):.2f}%, "
-            f"limit {100 * spec.suppression_limit:g}%), {spec.suppressed_records}ped"
+            f"limit {100 * spec.suppression_limit:g}%), {'dropped' if spec.suppressed_records == 'drop' else 'masked'}"
         )
     for k in ("loss", "entropy", "discernibility", "avg_class_size", "min_class_size"):
         if k in result.metrics:
