@@ -56,6 +56,37 @@ def entry_name(entry: CollectionEntry) -> str:
     return f"{entry.table}__{entry.source}"
 
 
+@dataclass(frozen=True)
+class ExtractionUnit:
+    """One extraction step: a collection entry, or one shard of a sharded entry."""
+
+    name: str
+    entry: CollectionEntry
+    shard: str | None = None
+
+
+def extraction_units(model: DataModule, table: str | None = None) -> list[ExtractionUnit]:
+    """Every extraction step, in collection order; a sharded source gives one per shard."""
+    units = []
+    for entry in model.collection:
+        if table is not None and entry.table != table:
+            continue
+        shards = getattr(entry.extract, "shards", None)
+        if shards:
+            for shard in shards:
+                single = entry.model_copy(
+                    update={
+                        "extract": entry.extract.model_copy(
+                            update={"shards": None, "connection": shard}
+                        )
+                    }
+                )
+                units.append(ExtractionUnit(f"{entry_name(entry)}__{shard}", single, shard))
+        else:
+            units.append(ExtractionUnit(entry_name(entry), entry))
+    return units
+
+
 def _owners(model: DataModule) -> list[str]:
     return [o for o in model.owners if OWNER.match(o)]
 
@@ -102,10 +133,16 @@ def build_module(loaded: LoadedModule) -> ModuleDefinitions:
 
     from etl_assets import stage_assets  # the per-stage compute functions
 
-    for entry in model.collection:
+    for unit in extraction_units(model):
         out.assets.append(
             stage_assets.extract_asset(
-                loaded, entry, partitions, retry, owners, tags, entry_code_version(loaded, entry)
+                loaded,
+                unit,
+                partitions,
+                retry,
+                owners,
+                tags,
+                entry_code_version(loaded, unit.entry),
             )
         )
     for table_name in table_order(model):
@@ -172,5 +209,3 @@ def invalid_module_spec(folder: Path, error: MetadataError) -> dg.AssetSpec:
         kinds={"json"},
         metadata={"errors": dg.MetadataValue.md("```\n" + str(error) + "\n```")},
     )
-
-

@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 
 SOURCE_COLUMN = "_dm_source"
+SHARD_COLUMN = "_dm_shard"
 ROW_HASH_COLUMN = "_dm_row_hash"
 
 QUARANTINE_SCHEMA = pa.schema(

@@ -10,9 +10,9 @@ import pandas as pd
 from etl_assets import factory as f
 from etl_assets.anonymization import anonymize_for_module, published_tables
 from etl_assets.cleaning import clean_table
-from etl_assets.extract import extract_entry
+from etl_assets.extract import extract_entry, outbox_durable
 from etl_assets.loader import LoadedModule
-from etl_assets.model import CollectionEntry, Table
+from etl_assets.model import Table
 from etl_assets.presentation import column_lineage, table_metadata
 from etl_assets.rules.engine import check_foreign_keys, check_unique_key
 from resources.io_manager import ParquetIOManager
@@ -23,16 +23,29 @@ from resources.postgres import PostgresResource
 class ExtractContext:
     """What a connector may need besides its entry: resources and the script environment."""
 
-    def __init__(self, context: dg.AssetExecutionContext, loaded: LoadedModule, resources: dict):
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+        loaded: LoadedModule,
+        shard: str | None = None,
+    ):
         self.log = context.log
         self.version = context.partition_key
-        self.resources = resources
+        self.module = loaded.model
+        self.folder = loaded.folder
+        self.shard = shard
         self.script_env = {"DM_MODULE": loaded.name, "DM_VERSION": context.partition_key}
+
+    def connection(self, name: str):
+        """The named connection of the module, with its secrets read from the environment."""
+        from etl_assets.connections import resolve_connection
+
+        return resolve_connection(self.module, name)
 
 
 def extract_asset(
     loaded: LoadedModule,
-    entry: CollectionEntry,
+    unit: f.ExtractionUnit,
     partitions: dg.PartitionsDefinition,
     retry: dg.RetryPolicy | None,
     owners: list[str],
@@ -40,10 +53,12 @@ def extract_asset(
     code_version: str,
 ) -> dg.AssetsDefinition:
     m = loaded.name
+    entry = unit.entry
     kind = f.CONNECTOR_KINDS[entry.extract.type]
+    shard_note = f", shard {unit.shard}" if unit.shard else ""
 
     @dg.asset(
-        key=f.key(m, "extract", f.entry_name(entry)),
+        key=f.key(m, "extract", unit.name),
         group_name=m,
         partitions_def=partitions,
         code_version=code_version,
@@ -53,12 +68,12 @@ def extract_asset(
         kinds={kind, "pandas"},
         io_manager_key=f.IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
-        f" ({entry.extract.type}, priority {entry.priority}).",
+        f" ({entry.extract.type}{shard_note}, priority {entry.priority}).",
     )
     def _extract(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
         version = context.partition_key
-        df = extract_entry(entry, loaded.folder, ExtractContext(context, loaded, {}))
-        context.log.info(f"{entry.table}/{entry.source}: {len(df):,} records extracted")
+        df = extract_entry(entry, loaded.folder, ExtractContext(context, loaded, unit.shard))
+        context.log.info(f"{entry.table}/{entry.source}{shard_note}: {len(df):,} records extracted")
         return dg.Output(
             df,
             metadata={
@@ -66,6 +81,7 @@ def extract_asset(
                 **f.common_metadata(loaded, version),
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,
+                **({"dm/shard": unit.shard} if unit.shard else {}),
             },
         )
 
@@ -82,16 +98,11 @@ def clean_asset(
 ) -> dg.AssetsDefinition:
     m = loaded.name
     model = loaded.model
-    entries = model.entries_for(table.name)
-    ins = {
-        f"src_{i}": dg.AssetIn(key=f.key(m, "extract", f.entry_name(e)))
-        for i, e in enumerate(entries)
-    }
+    units = f.extraction_units(model, table.name)
+    ins = {f"src_{i}": dg.AssetIn(key=f.key(m, "extract", u.name)) for i, u in enumerate(units)}
     parents = sorted({c.foreignKey.table for c in table.columns if c.foreignKey})
     ins.update({f"parent_{p}": dg.AssetIn(key=f.key(m, "clean", p)) for p in parents})
-    upstream_cols = {
-        f.key(m, "extract", f.entry_name(e)): [c.name for c in table.columns] for e in entries
-    }
+    upstream_cols = {f.key(m, "extract", u.name): [c.name for c in table.columns] for u in units}
 
     @dg.asset(
         key=f.key(m, "clean", table.name),
@@ -110,7 +121,7 @@ def clean_asset(
     )
     def _clean(context: dg.AssetExecutionContext, outbox: OutboxResource, **inputs: pd.DataFrame):
         version = context.partition_key
-        frames = [inputs[f"src_{i}"] for i in range(len(entries))]
+        frames = [inputs[f"src_{i}"] for i in range(len(units))]
         parent_frames = {p: inputs[f"parent_{p}"] for p in parents}
         result = clean_table(frames, table, model, version=version, parents=parent_frames)
         qpath = outbox.write_quarantine(m, version, table.name, result.quarantine)
@@ -310,6 +321,8 @@ def outbox_asset(
             name: str(outbox.write_table(m, version, name, df)) for name, df in anonymized.items()
         }
         snapshot = write_version_snapshot(outbox, loaded, version)
+        for unit in f.extraction_units(loaded.model, table.name):
+            outbox_durable(unit.entry, loaded.folder, ExtractContext(context, loaded, unit.shard))
         first = next(iter(anonymized.values()))
         return dg.MaterializeResult(
             metadata={

@@ -4,7 +4,7 @@ A value that cannot be coerced rejects its record (rule `type`); a null in a col
 `nullable: false` with no `empty` rule rejects its record (rule `empty`, reason `null`).
 Empty text (blank after stripping) counts as null. Datetimes with an offset are converted to
 UTC; datetimes without one are taken as UTC; both are stored without a time zone. In strict mode only declared columns
-(and `_dm_source`) are kept; otherwise undeclared columns pass through as text.
+(and `_dm_source`, `_dm_shard`) are kept; otherwise undeclared columns pass through as text.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from etl_assets.model import Column, Table
-from etl_assets.quarantine import SOURCE_COLUMN, concat_quarantine, quarantine_rows
+from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN, concat_quarantine, quarantine_rows
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -138,7 +138,7 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
     df = df.reset_index(drop=True)
     declared = [c.name for c in table.columns]
     missing = [c for c in declared if c not in df.columns]
-    extra = [c for c in df.columns if c not in declared and c != SOURCE_COLUMN]
+    extra = [c for c in df.columns if c not in declared and c not in (SOURCE_COLUMN, SHARD_COLUMN)]
     out: dict[str, pd.Series] = {}
     rejected = np.zeros(len(df), dtype=bool)
     parts: list[pd.DataFrame] = []
@@ -184,6 +184,8 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
         out[SOURCE_COLUMN] = df[SOURCE_COLUMN].astype(pd.ArrowDtype(pa.string()))
     else:
         out[SOURCE_COLUMN] = pd.Series(pd.NA, index=df.index, dtype=pd.ArrowDtype(pa.string()))
+    if SHARD_COLUMN in df.columns:
+        out[SHARD_COLUMN] = df[SHARD_COLUMN].astype(pd.ArrowDtype(pa.string()))
     if not table.strict:
         for name in extra:
             out[name] = _as_text(df[name])

@@ -21,8 +21,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from etl_assets.quarantine import ROW_HASH_COLUMN
+from etl_assets.versions import parse as parse_version
 
 REGISTRY_SCHEMA = "dm_registry"
 COPY_CHUNK = 1 << 20
@@ -138,6 +140,10 @@ def publish(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dm_publish:{module}",))
         cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        # the views follow the highest published version: re-publishing an older one keeps them
+        cur.execute(f"SELECT version FROM {REGISTRY_SCHEMA}.versions WHERE module = %s", (module,))
+        others = [r[0] for r in cur.fetchall() if r[0] != version]
+        current = not others or parse_version(version) > max(map(parse_version, others))
         for name, data in tables.items():
             if mode == "append":
                 result.inserted[name] = _append(cur, schema, name, data, version)
@@ -145,13 +151,17 @@ def publish(
             else:
                 arrow = to_arrow(data)
                 vt = sql.Identifier(schema, version_table(name, version))
+                view = sql.Identifier(schema, name)
+                if current:
+                    cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(vt))
                 create_table(cur, vt, arrow.schema)
                 result.inserted[name] = copy_arrow(cur, vt, arrow)
-                view = sql.Identifier(schema, name)
-                cur.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
-                cur.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(view, vt))
-                result.tables[name] = f"{schema}.{name}"
+                if current:
+                    cur.execute(sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(view, vt))
+                result.tables[name] = (
+                    f"{schema}.{name if current else version_table(name, version)}"
+                )
             result.rows[name] = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
         if quarantine is not None:
             _load_quarantine(cur, schema, version, quarantine)
@@ -224,7 +234,7 @@ def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataF
 def list_versions(conn: psycopg.Connection, module: str) -> list[dict]:
     """Published versions of `module`, newest first."""
     ensure_registry(conn)
-    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+    with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             f"""SELECT version, published_at, metadata_hash, sink, location, tables, row_counts,
                        run_id
