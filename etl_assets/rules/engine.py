@@ -32,7 +32,7 @@ from etl_assets.rules.empty_values import apply_empty_rules
 from etl_assets.rules.foreign_keys import apply_foreign_keys
 from etl_assets.rules.primary_keys import apply_primary_key
 from etl_assets.rules.ranges import apply_range_rules
-from etl_assets.rules.working_set import WorkingSet
+from etl_assets.rules.working_set import QUARANTINE_DTYPE, WorkingSet
 
 __all__ = [
     "RulesResult",
@@ -50,7 +50,8 @@ class RulesResult:
     data: pd.DataFrame
     """cleaned records: the input's columns and dtypes, a fresh RangeIndex"""
     quarantine: pd.DataFrame
-    """rows of QUARANTINE_SCHEMA: `rejected` per removed record, `modified` per changed cell"""
+    """rows of QUARANTINE_SCHEMA (columns of dtype string[pyarrow]): `rejected` per removed
+    record, `modified` per changed cell"""
     counts: dict[str, int]
     """flat numeric metadata; rows_in == rows_out + rejected + duplicates"""
     key_map: pd.DataFrame | None
@@ -102,7 +103,7 @@ def apply_rules(
     }
     return RulesResult(
         data=data,
-        quarantine=concat_quarantine(ws.quarantine),
+        quarantine=concat_quarantine(ws.quarantine).astype(QUARANTINE_DTYPE),
         counts={**ordered, **dict(sorted(counts.items()))},
         key_map=key_map,
     )

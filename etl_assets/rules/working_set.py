@@ -12,6 +12,8 @@ import pyarrow as pa
 from etl_assets.model import DataModule, Table
 from etl_assets.quarantine import SOURCE_COLUMN, quarantine_rows
 
+QUARANTINE_DTYPE = pd.StringDtype("pyarrow")
+
 
 def arrow_of(series: pd.Series) -> pa.ChunkedArray:
     """The Arrow data behind a pyarrow-backed pandas column (zero copy), or a conversion."""
@@ -132,18 +134,18 @@ class WorkingSet:
             values = series_of(text, rows.index)
         if isinstance(reason, np.ndarray):
             reason = pd.Series(reason, index=rows.index, dtype="string")
-        self.quarantine.append(
-            quarantine_rows(
-                rows,
-                table=self.table.name,
-                rule=rule,
-                reason=reason,
-                column=column,
-                version=self.version,
-                action=action,
-                values=values,
-            )
+        part = quarantine_rows(
+            rows,
+            table=self.table.name,
+            rule=rule,
+            reason=reason,
+            column=column,
+            version=self.version,
+            action=action,
+            values=values,
         )
+        # Arrow-backed text: ~5x smaller than Python str objects at 10^5-10^6 quarantined rows.
+        self.quarantine.append(part.astype(QUARANTINE_DTYPE))
 
     def source_rank(self, positions: np.ndarray) -> np.ndarray:
         """Rank of each record's source, 0 = best: higher `priority` first, then the order of
