@@ -6,10 +6,10 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from test_rules_fixtures import d, make_module, rows, typed
 
 from etl_assets.quarantine import QUARANTINE_COLUMNS
 from etl_assets.rules import apply_rules, check_conservation
+from tests.test_rules_fixtures import d, make_module, rows, typed
 
 
 def run(columns: list[dict], records: list[dict], **table):

@@ -4,7 +4,6 @@ chain A -> B -> C and children of a re-keyed parent, with the expected rows writ
 from __future__ import annotations
 
 import pytest
-from test_rules_fixtures import make_module, rows, typed
 
 from etl_assets.references import table_order
 from etl_assets.rules import (
@@ -13,6 +12,7 @@ from etl_assets.rules import (
     check_foreign_keys,
     check_unique_key,
 )
+from tests.test_rules_fixtures import make_module, rows, typed
 
 SOURCES = [("low", 1), ("high", 5), ("also_high", 5)]
 

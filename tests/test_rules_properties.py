@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_rules_fixtures import make_module, typed
 
 from etl_assets.references import table_order
 from etl_assets.rules import (
@@ -15,6 +14,7 @@ from etl_assets.rules import (
     check_foreign_keys,
     check_unique_key,
 )
+from tests.test_rules_fixtures import make_module, typed
 
 SOURCES = ["a", "b", "c"]
 

@@ -16,24 +16,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl_assets.rules.typed_values import scalar
-from etl_assets.rules.working_set import WorkingSet, to_bool
+from etl_assets.rules.working_set import Reasons, WorkingSet, to_bool
 
 
-def empty_kinds(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def empty_kinds(values: pa.ChunkedArray) -> tuple[np.ndarray, Reasons]:
     """(is empty, reason code per record) for one column, following the module docstring."""
     is_null = to_bool(values.is_null())
-    reason = np.where(is_null, "null", "")
-    empty = is_null.copy()
+    cases = [(is_null, "null")]
     t = values.type
     if pa.types.is_floating(t):
-        nan = to_bool(pc.is_nan(values))
-        empty |= nan
-        reason = np.where(nan, "nan", reason)
+        cases.append((to_bool(pc.is_nan(values)), "nan"))
     elif pa.types.is_string(t) or pa.types.is_large_string(t):
-        blank = to_bool(pc.or_(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values)))
-        empty |= blank
-        reason = np.where(blank, "blank", reason)
-    return empty, reason
+        blank = pc.or_(pc.equal(pc.binary_length(values), 0), pc.utf8_is_space(values))
+        cases.append((to_bool(blank), "blank"))
+    empty = is_null
+    for mask, _ in cases[1:]:
+        empty = empty | mask
+    return empty, Reasons.pick(*cases)
 
 
 def apply_empty_rules(ws: WorkingSet) -> None:

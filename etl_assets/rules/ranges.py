@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl_assets.rules import typed_values
-from etl_assets.rules.working_set import WorkingSet, to_bool
+from etl_assets.rules.working_set import Reasons, WorkingSet, to_bool
 
 
 def apply_range_rules(ws: WorkingSet) -> None:
@@ -32,7 +32,7 @@ def apply_range_rules(ws: WorkingSet) -> None:
             allowed = rule.allowed + ([rule.replacement] if rule.onViolation == "replace" else [])
             ok = pc.is_in(values, value_set=typed_values.array(allowed, t))
             bad = ~to_bool(ok) & ~to_bool(values.is_null())
-            reason = np.where(bad, "not_allowed", "")
+            reason = Reasons.pick((bad, "not_allowed"))
             hit = bad & ws.alive
             if rule.onViolation == "drop":
                 _reject(ws, hit, reason, column.name)
@@ -60,7 +60,7 @@ def apply_range_rules(ws: WorkingSet) -> None:
         if rule.max is not None:
             high = typed_values.bound(rule.max, t, lower=False)
             above = to_bool(pc.greater(values, high))
-        reason = np.where(below, "below_min", np.where(above, "above_max", ""))
+        reason = Reasons.pick((below, "below_min"), (above, "above_max"))
         hit = (below | above) & ws.alive
         if rule.onViolation == "drop":
             _reject(ws, hit, reason, column.name)
@@ -82,7 +82,7 @@ def apply_range_rules(ws: WorkingSet) -> None:
             ws.set_column(column.name, new)
 
 
-def _reject(ws: WorkingSet, hit: np.ndarray, reason: np.ndarray, column: str) -> None:
+def _reject(ws: WorkingSet, hit: np.ndarray, reason: Reasons, column: str) -> None:
     ws.reject(
         hit,
         rule="range",

@@ -33,6 +33,26 @@ def to_bool(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+@dataclass(frozen=True)
+class Reasons:
+    """A reason code per record, stored as small integers (10M records: 10 MB, not 300 MB of
+    numpy text); `labels[codes[i]]` is the reason of record i."""
+
+    labels: tuple[str, ...]
+    codes: np.ndarray
+
+    @classmethod
+    def pick(cls, *cases: tuple[np.ndarray, str]) -> Reasons:
+        """The label of the first matching mask per record (later cases do not override)."""
+        codes = np.zeros(len(cases[0][0]), dtype=np.uint8)
+        for i, (mask, _) in reversed(list(enumerate(cases))):
+            codes[mask] = i + 1
+        return cls(("",) + tuple(label for _, label in cases), codes)
+
+    def at(self, positions: np.ndarray) -> np.ndarray:
+        return np.asarray(self.labels, dtype=object)[self.codes[positions]]
+
+
 @dataclass
 class WorkingSet:
     """Mutable state of one `apply_rules` call. `data` is a shallow copy of the input: a rule that
@@ -80,7 +100,7 @@ class WorkingSet:
         mask: np.ndarray,
         *,
         rule: str,
-        reason: str | np.ndarray,
+        reason: str | Reasons,
         column: str | None,
         count_keys: tuple[str, ...] = (),
     ) -> int:
@@ -93,8 +113,8 @@ class WorkingSet:
                 self.count(key, 0)
             return 0
         self.alive[positions] = False
-        if isinstance(reason, np.ndarray):
-            reason = reason[positions]
+        if isinstance(reason, Reasons):
+            reason = reason.at(positions)
         self._quarantine(positions, rule=rule, reason=reason, column=column, action="rejected")
         for key in count_keys:
             self.count(key, len(positions))
@@ -105,15 +125,15 @@ class WorkingSet:
         positions: np.ndarray,
         *,
         rule: str,
-        reason: str | np.ndarray,
+        reason: str | Reasons,
         column: str,
         count_key: str,
     ) -> None:
         """Quarantine one `modified` row per changed cell; call before replacing the column.
-        A `reason` array has one entry per record (all records, not just `positions`)."""
+        `Reasons` hold one code per record (all records, not just `positions`)."""
         self.count(count_key, len(positions))
-        if isinstance(reason, np.ndarray):
-            reason = reason[positions]
+        if isinstance(reason, Reasons):
+            reason = reason.at(positions)
         if len(positions):
             self._quarantine(positions, rule=rule, reason=reason, column=column, action="modified")
 
