@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from etl_assets.model import DataModule, Table
 from etl_assets.quarantine import concat_quarantine
@@ -32,7 +34,7 @@ from etl_assets.rules.empty_values import apply_empty_rules
 from etl_assets.rules.foreign_keys import apply_foreign_keys
 from etl_assets.rules.primary_keys import apply_primary_key
 from etl_assets.rules.ranges import apply_range_rules
-from etl_assets.rules.working_set import QUARANTINE_DTYPE, WorkingSet
+from etl_assets.rules.working_set import QUARANTINE_DTYPE, WorkingSet, arrow_of, series_of
 
 __all__ = [
     "RulesResult",
@@ -73,6 +75,16 @@ def _stable_counts(ws: WorkingSet) -> None:
         ws.count("rekeyed", 0)
 
 
+def _keep(data: pd.DataFrame, alive: np.ndarray) -> pd.DataFrame:
+    """The alive records, filtered column by column in Arrow (no pandas intermediate copies)."""
+    mask = pa.array(alive)
+    columns = {
+        c: series_of(arrow_of(data[c]).filter(mask), pd.RangeIndex(int(alive.sum())))
+        for c in data.columns
+    }
+    return pd.DataFrame(columns, copy=False)
+
+
 def apply_rules(
     df: pd.DataFrame,
     table: Table,
@@ -93,7 +105,7 @@ def apply_rules(
     key_map = apply_primary_key(ws)
     apply_foreign_keys(ws, parents, parent_key_maps)
 
-    data = ws.data[ws.alive].reset_index(drop=True) if not ws.alive.all() else ws.data
+    data = ws.data if ws.alive.all() else _keep(ws.data, ws.alive)
     counts = dict(ws.counts)
     counts["rows_in"] = len(df)
     counts["rows_out"] = len(data)
