@@ -190,6 +190,48 @@ def anonymize_for_module(
     return AnonymizeOutput(tables=tables, metrics=metrics, summary=result.summary)
 
 
+def drop_orphans(
+    tables: dict[str, pd.DataFrame],
+    table: Table,
+    parents: dict[str, pd.DataFrame],
+    version: str,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Remove records whose foreign key points at a parent record that anonymization suppressed.
+
+    Keys are compared as published (pseudonymized on both sides, or on neither: the loader
+    requires that). The removed records go to the quarantine (rule `anonymization`).
+    """
+    from etl_assets.quarantine import concat_quarantine, quarantine_rows
+
+    if table.name not in tables or not parents:
+        return tables, concat_quarantine([])
+    df = tables[table.name]
+    keep = pd.Series(True, index=df.index)
+    parts = []
+    for col in table.columns:
+        fk = col.foreignKey
+        if fk is None or fk.table not in parents or col.name not in df.columns:
+            continue
+        known = parents[fk.table][fk.column]
+        ok = df[col.name].isna() | df[col.name].isin(known.dropna())
+        gone = keep & ~ok.to_numpy(dtype=bool)
+        if gone.any():
+            parts.append(
+                quarantine_rows(
+                    df[gone],
+                    table=table.name,
+                    rule="anonymization",
+                    reason="parent_suppressed",
+                    column=col.name,
+                    version=version,
+                )
+            )
+        keep &= ok.to_numpy(dtype=bool)
+    out = dict(tables)
+    out[table.name] = df[keep.to_numpy()].reset_index(drop=True)
+    return out, concat_quarantine(parts)
+
+
 def verify_outbox_privacy(outbox, loaded: LoadedModule, table: Table, version: str | None):
     """Check the published outbox data against every declared privacy model, independently."""
     privacy = table.privacy

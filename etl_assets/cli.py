@@ -68,15 +68,17 @@ def cmd_new(args: argparse.Namespace) -> int:
     if not re.match(r"^[a-z][a-z0-9_]{0,62}$", args.name):
         print(f"module name {args.name!r}: use lower-case letters, digits and _", file=sys.stderr)
         return 2
-    target = Path(args.dir) / args.name
+    from etl_assets.loader import default_modules_dir
+
+    target = Path(args.dir or default_modules_dir()) / args.name
     if target.exists():
         print(f"{target} already exists", file=sys.stderr)
         return 1
     shutil.copytree(TEMPLATE, target)
-    meta = target / "module.jsonld"
+    meta = target / "module.yaml"
     meta.write_text(meta.read_text("utf-8").replace("__NAME__", args.name), "utf-8")
     print(
-        f"created {target}/ — edit module.jsonld, then `dmetl validate {target}`"
+        f"created {target}/ — edit module.yaml, then `dmetl validate {target}`"
         f" and `dmetl run {args.name}`"
     )
     return 0
@@ -245,13 +247,16 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dmetl", description=__doc__)
+    parser.add_argument(
+        "--modules-dir", help="folder of data modules (default: $DM_MODULES_DIR or ./datamodules)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="check module metadata (a folder, a file, or all modules)")
     p.add_argument("path", nargs="?")
     p.set_defaults(fn=cmd_validate)
     p = sub.add_parser("new", help="scaffold a new module folder that validates and runs")
     p.add_argument("name")
-    p.add_argument("--dir", default="datamodules")
+    p.add_argument("--dir", help="where to create it (default: the modules folder)")
     p.set_defaults(fn=cmd_new)
     p = sub.add_parser("run", help="add the next version partition and materialize it")
     p.add_argument("module")
@@ -269,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run every module end to end and say where to look")
     p.set_defaults(fn=cmd_demo)
     args = parser.parse_args(argv)
+    if args.modules_dir:
+        os.environ["DM_MODULES_DIR"] = args.modules_dir
     return args.fn(args)
 
 

@@ -26,7 +26,15 @@ class MetadataError(ValueError):
 
 
 class ExtractionError(RuntimeError):
-    """A source could not be read, or returned something other than records."""
+    """A source could not be read, or returned something other than records.
+
+    `retryable` says whether trying again may help (a server down, a script that crashed)
+    or not (malformed output, a missing file): step retries are spent only on the former.
+    """
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class UploadError(RuntimeError):

@@ -11,6 +11,7 @@ from etl_assets.model import (
     Generalization,
     Perturbation,
     PostgresConnector,
+    Pseudonymization,
     ScriptCollector,
 )
 
@@ -118,6 +119,16 @@ def check_references(module: DataModule, folder: Path | None = None) -> list[Pro
                             f"{cwhere}.foreignKey", "a foreign key must reference another table"
                         )
                     )
+                elif _pseudonymized(column) != _pseudonymized(tables[fk.table].column(fk.column)):
+                    problems.append(
+                        Problem(
+                            f"{cwhere}.anonymization",
+                            f"{fk.table}.{fk.column} is "
+                            + ("" if _pseudonymized(tables[fk.table].column(fk.column)) else "not ")
+                            + "pseudonymized; a foreign key must be pseudonymized exactly when the"
+                            " column it references is, or the published tables stop joining",
+                        )
+                    )
                 elif tables[fk.table].column(fk.column).dataType != column.dataType:
                     problems.append(
                         Problem(
@@ -219,6 +230,10 @@ def check_references(module: DataModule, folder: Path | None = None) -> list[Pro
                 Problem("upload.script.path", f"script not found: {module.upload.script.path}")
             )
     return problems
+
+
+def _pseudonymized(column) -> bool:
+    return any(isinstance(op, Pseudonymization) for op in column.anonymization)
 
 
 def _foreign_key_cycles(module: DataModule) -> list[Problem]:

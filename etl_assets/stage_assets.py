@@ -8,9 +8,10 @@ import dagster as dg
 import pandas as pd
 
 from etl_assets import factory as f
-from etl_assets.anonymization import anonymize_for_module, published_tables
+from etl_assets.anonymization import anonymize_for_module, drop_orphans, published_tables
 from etl_assets.cleaning import clean_table
 from etl_assets.extract import extract_entry, outbox_durable
+from etl_assets.errors import ExtractionError
 from etl_assets.loader import LoadedModule
 from etl_assets.model import Table
 from etl_assets.presentation import column_lineage, table_metadata
@@ -72,7 +73,13 @@ def extract_asset(
     )
     def _extract(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
         version = context.partition_key
-        df = extract_entry(entry, loaded.folder, ExtractContext(context, loaded, unit.shard))
+        try:
+            df = extract_entry(entry, loaded.folder, ExtractContext(context, loaded, unit.shard))
+        except ExtractionError as exc:
+            # bad input is not transient: fail at once with the message, keep retries for outages
+            raise dg.Failure(
+                description=f"{entry.table}/{entry.source}: {exc}", allow_retries=exc.retryable
+            ) from exc
         context.log.info(f"{entry.table}/{entry.source}{shard_note}: {len(df):,} records extracted")
         return dg.Output(
             df,
@@ -126,7 +133,7 @@ def clean_asset(
         result = clean_table(frames, table, model, version=version, parents=parent_frames)
         qpath = outbox.write_quarantine(m, version, table.name, result.quarantine)
         if result.key_map is not None and len(result.key_map):
-            outbox.write_quarantine(m, version, f"{table.name}__key_map", result.key_map)
+            outbox.write_key_map(m, version, table.name, result.key_map)
         for col in result.missing_columns:
             context.log.warning(f"{table.name}: no source provides column {col!r}; it is empty")
         if result.dropped_columns:
@@ -249,6 +256,16 @@ def anonymize_asset(
 ) -> dg.AssetsDefinition:
     m = loaded.name
     source_key = f.key(m, "clean", table.name)
+    # parents published as one table: records whose parent was suppressed must go too
+    fk_parents = sorted(
+        {
+            c.foreignKey.table
+            for c in table.columns
+            if c.foreignKey and len(published_tables(loaded.model.table(c.foreignKey.table))) == 1
+        }
+    )
+    ins = {"clean": dg.AssetIn(key=source_key)}
+    ins.update({f"parent_{p}": dg.AssetIn(key=f.key(m, "anonymize", p)) for p in fk_parents})
 
     @dg.asset(
         key=f.key(m, "anonymize", table.name),
@@ -258,30 +275,39 @@ def anonymize_asset(
         retry_policy=retry,
         owners=owners,
         tags=tags,
-        ins={"clean": dg.AssetIn(key=source_key)},
+        ins=ins,
         kinds={"pandas"},
         io_manager_key=f.IO_MANAGER_KEY,
         description=f"Table `{table.name}` anonymized as its metadata declares"
         " (generalization, suppression, anatomization, permutation, perturbation,"
         " pseudonymization) and checked against its privacy models.",
     )
-    def _anonymize(context: dg.AssetExecutionContext, clean: pd.DataFrame):
+    def _anonymize(
+        context: dg.AssetExecutionContext,
+        outbox: OutboxResource,
+        clean: pd.DataFrame,
+        **parents: dict[str, pd.DataFrame],
+    ):
         version = context.partition_key
         result = anonymize_for_module(clean, table, loaded, version)
-        first = next(iter(result.tables.values()))
+        parent_tables = {p: parents[f"parent_{p}"][p] for p in fk_parents}
+        tables, orphans = drop_orphans(result.tables, table, parent_tables, version)
+        outbox.write_quarantine(m, version, f"{table.name}__anonymize", orphans)
+        first = next(iter(tables.values()))
         metadata = {
             **table_metadata(first),
-            "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in result.tables.values())),
+            "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in tables.values())),
             **f.common_metadata(loaded, version),
             **{f"dm/{k}": v for k, v in result.metrics.items()},
-            "dm/published_tables": ", ".join(result.tables),
+            "dm/rejected_parent_suppressed": dg.MetadataValue.int(len(orphans)),
+            "dm/published_tables": ", ".join(tables),
             "dagster/column_lineage": column_lineage(
-                [c for c in first.columns], {source_key: list(clean.columns)}
+                list(first.columns), {source_key: list(clean.columns)}
             ),
         }
         if result.summary:
             metadata["dm/anonymization"] = dg.MetadataValue.md(result.summary)
-        return dg.Output(result.tables, metadata=metadata)
+        return dg.Output(tables, metadata=metadata)
 
     return _anonymize
 

@@ -78,6 +78,12 @@ class OutboxResource(dg.ConfigurableResource):
         write_parquet_atomic(df, path)
         return path
 
+    def write_key_map(self, module: str, version: str, table: str, df: pd.DataFrame) -> Path:
+        """Old -> new keys of records re-keyed by `onKeyConflict: regenerate`."""
+        path = self.version_dir(module, version) / "key_maps" / f"{table}.parquet"
+        write_parquet_atomic(df, path)
+        return path
+
     def read_quarantine(self, module: str, version: str) -> pd.DataFrame:
         folder = self.version_dir(module, version) / "quarantine"
         parts = [read_parquet(p) for p in sorted(folder.glob("*.parquet"))]

@@ -47,12 +47,14 @@ def run_script(
         )
     except subprocess.TimeoutExpired as exc:
         raise ExtractionError(
-            f"script {script.path} did not finish within {script.timeoutSeconds:g} s"
+            f"script {script.path} did not finish within {script.timeoutSeconds:g} s",
+            retryable=True,
         ) from exc
     if proc.returncode != 0:
         tail = (proc.stderr or "")[-STDERR_TAIL:].strip()
         raise ExtractionError(
-            f"script {script.path} exited with code {proc.returncode}; stderr (tail):\n{tail}"
+            f"script {script.path} exited with code {proc.returncode}; stderr (tail):\n{tail}",
+            retryable=True,
         )
     return proc
 

@@ -1,0 +1,149 @@
+"""Named connections: a module's `connections` entry resolved against the environment.
+
+Non-secret settings come from `options`; secrets come only from the environment variables named
+in `secretEnv` (and the URL from `urlEnv`). Secret values never appear in reprs or errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl_assets.errors import ExtractionError
+from etl_assets.model import DataModule
+
+# environment defaults for connectors that name no connection
+DEFAULT_URL_ENV = {
+    "postgres": "DM_POSTGRES_URL",
+    "kafka": "DM_KAFKA_BOOTSTRAP",
+    "s3": "DM_S3_ENDPOINT_URL",
+}
+
+
+class ConnectionError_(ExtractionError):
+    """A named connection is unknown or misconfigured (e.g. a secret's variable is unset)."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe for logs and metadata."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+@dataclass(frozen=True)
+class ResolvedConnection:
+    """A connection ready to use: its type, URL and settings (secrets included, never shown)."""
+
+    name: str
+    type: str
+    url: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    secret_keys: frozenset[str] = frozenset()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.settings.get(key, default)
+
+    def require(self, key: str) -> Any:
+        """A setting that must be present; the error names the connection and the setting."""
+        if key not in self.settings or self.settings[key] in (None, ""):
+            raise ConnectionError_(
+                f"connection {self.name!r} ({self.type}) needs the setting {key!r}:"
+                f" put it in options or, if secret, in secretEnv"
+            )
+        return self.settings[key]
+
+    @property
+    def display_url(self) -> str | None:
+        return redact_url(self.url) if self.url else None
+
+    def public_settings(self) -> dict[str, Any]:
+        """Settings with secret values replaced by `***` (for logs and metadata)."""
+        return {k: ("***" if k in self.secret_keys else v) for k, v in self.settings.items()}
+
+    def __repr__(self) -> str:
+        return (
+            f"ResolvedConnection(name={self.name!r}, type={self.type!r},"
+            f" url={self.display_url!r}, settings={self.public_settings()!r})"
+        )
+
+    __str__ = __repr__
+
+
+def _env(name: str, conn: str, purpose: str) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        raise ConnectionError_(
+            f"connection {conn!r}: environment variable {name} ({purpose}) is not set"
+        )
+    return value
+
+
+def resolve_connection(module: DataModule, name: str) -> ResolvedConnection:
+    """The module's connection `name` with its URL and secrets read from the environment."""
+    conn = next((c for c in module.connections if c.name == name), None)
+    if conn is None:
+        declared = ", ".join(c.name for c in module.connections) or "none"
+        raise ConnectionError_(
+            f"module {module.name!r} has no connection named {name!r} (declared: {declared})"
+        )
+    url = _env(conn.urlEnv, name, "its URL") if conn.urlEnv else None
+    settings = dict(conn.options)
+    for setting, var in conn.secretEnv.items():
+        settings[setting] = _env(var, name, f"secret {setting!r}")
+    return ResolvedConnection(
+        name=name,
+        type=conn.type,
+        url=url,
+        settings=settings,
+        secret_keys=frozenset(conn.secretEnv),
+    )
+
+
+def connection_or_default(module: DataModule, name: str | None, kind: str) -> ResolvedConnection:
+    """The named connection, or the deployment default for `kind` from `DM_*` variables."""
+    if name is not None:
+        resolved = resolve_connection(module, name)
+        if resolved.type != kind:
+            raise ConnectionError_(
+                f"connection {name!r} is of type {resolved.type!r}, but a {kind} connector uses it"
+            )
+        return resolved
+    var = DEFAULT_URL_ENV.get(kind)
+    url = os.environ.get(var) if var else None
+    settings: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    if kind == "s3":
+        for key, env in (
+            ("region_name", "DM_S3_REGION"),
+            ("aws_access_key_id", "DM_S3_ACCESS_KEY_ID"),
+            ("aws_secret_access_key", "DM_S3_SECRET_ACCESS_KEY"),
+        ):
+            if os.environ.get(env):
+                settings[key] = os.environ[env]
+        secret_keys.add("aws_secret_access_key")
+    elif url is None:
+        raise ConnectionError_(
+            f"the {kind} connector names no connection and {var} is not set:"
+            f" declare a connection in the module or set {var}"
+        )
+    return ResolvedConnection(
+        name=f"default {kind}",
+        type=kind,
+        url=url,
+        settings=settings,
+        secret_keys=frozenset(secret_keys),
+    )
+
+
+def postgres_url(conn: ResolvedConnection) -> str:
+    """A libpq URL from `url` or from host/port/dbname/user/password settings."""
+    if conn.url:
+        return conn.url
+    from psycopg.conninfo import make_conninfo
+
+    keys = ("host", "port", "dbname", "user", "password", "sslmode")
+    params = {k: str(conn.settings[k]) for k in keys if conn.settings.get(k) not in (None, "")}
+    if "host" not in params:
+        raise ConnectionError_(f"connection {conn.name!r} (postgres) needs urlEnv or options.host")
+    return make_conninfo(**params)

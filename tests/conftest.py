@@ -1,0 +1,74 @@
+"""Shared fixtures: a real PostgreSQL (the machine's, else an embedded one), temp instances."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "datamodules"
+MACHINE_PG = os.environ.get("DM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory) -> str:
+    """The machine's PostgreSQL when it answers, else an embedded server (pgserver)."""
+    if _answers(MACHINE_PG):
+        return MACHINE_PG
+    from resources.postgres import embedded_url
+
+    return embedded_url(tmp_path_factory.mktemp("pgdata"))
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """A fresh database per test, dropped afterwards (tests never see each other's tables)."""
+    name = f"dmtest_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def modules_dir(tmp_path) -> Path:
+    """A copy of the example modules that a test may change."""
+    target = tmp_path / "datamodules"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+@pytest.fixture
+def resources(tmp_path, pg_url):
+    from etl_assets.factory import IO_MANAGER_KEY
+    from resources import OutboxResource, ParquetIOManager, PostgresResource
+
+    return {
+        "postgres": PostgresResource(url=pg_url),
+        "outbox": OutboxResource(root=str(tmp_path / "outbox")),
+        IO_MANAGER_KEY: ParquetIOManager(base_dir=str(tmp_path / "storage")),
+    }
