@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from etl_assets import extract as extract_pkg
+from tests import servers
 from tests.helpers import CONTEXT, run_version, write_module
-from tests.servers import create_topic, kafka_bootstrap  # noqa: F401 - fixture
+from tests.servers import create_topic
 
 pytestmark = pytest.mark.integration
+kafka_bootstrap = servers.kafka_bootstrap  # the broker fixture
 
 
 def _produce(bootstrap: str, topic: str, ids: range) -> None:
