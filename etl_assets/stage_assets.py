@@ -10,8 +10,8 @@ import pandas as pd
 from etl_assets import factory as f
 from etl_assets.anonymization import anonymize_for_module, drop_orphans, published_tables
 from etl_assets.cleaning import clean_table
-from etl_assets.extract import extract_entry, outbox_durable
 from etl_assets.errors import ExtractionError
+from etl_assets.extract import extract_entry, outbox_durable
 from etl_assets.loader import LoadedModule
 from etl_assets.model import Table
 from etl_assets.presentation import column_lineage, table_metadata

@@ -28,6 +28,7 @@ from etl_assets.versions import parse as parse_version
 
 REGISTRY_SCHEMA = "dm_registry"
 COPY_CHUNK = 1 << 20
+COPY_BATCH_ROWS = 64_000
 
 REGISTRY_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {REGISTRY_SCHEMA};
@@ -76,9 +77,43 @@ def to_arrow(df: pd.DataFrame | pa.Table) -> pa.Table:
     return pa.table(cols, names=table.schema.names)
 
 
-def copy_arrow(cur: psycopg.Cursor, target: sql.Composable, table: pa.Table) -> int:
-    """COPY an Arrow table into `target` (CSV: unquoted empty = NULL, quoted "" = '')."""
+def _binary_ready(table: pa.Table) -> pa.Table:
+    """Arrow types matching the columns `create_table` makes (binary COPY needs exact types)."""
+    cols = []
+    for f in table.schema:
+        col, t = table.column(f.name), f.type
+        if pa.types.is_integer(t) and t != pa.int64():
+            col = col.cast(pa.int64())
+        elif (pa.types.is_floating(t) or pa.types.is_decimal(t)) and t != pa.float64():
+            col = col.cast(pa.float64())
+        elif pa.types.is_timestamp(t) and t.unit != "us":
+            col = col.cast(pa.timestamp("us", t.tz))
+        elif pa.types.is_date64(t):
+            col = col.cast(pa.date32())
+        elif pa.types.is_dictionary(t):
+            col = col.cast(t.value_type)
+        cols.append(col)
+    return pa.table(cols, names=table.schema.names)
+
+
+def copy_arrow(
+    cur: psycopg.Cursor, target: sql.Composable, table: pa.Table, binary: bool = True
+) -> int:
+    """COPY an Arrow table into `target`: binary (pgpq) by default; CSV (unquoted empty = NULL,
+    quoted "" = '') for columns whose binary form differs from Arrow's (e.g. jsonb)."""
     columns = sql.SQL(", ").join(sql.Identifier(n) for n in table.schema.names)
+    if binary:
+        from pgpq import ArrowToPostgresBinaryEncoder
+
+        table = _binary_ready(table)
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(target, columns)
+        encoder = ArrowToPostgresBinaryEncoder(table.schema)
+        with cur.copy(stmt) as copy:
+            copy.write(encoder.write_header())
+            for batch in table.to_batches(max_chunksize=COPY_BATCH_ROWS):
+                copy.write(encoder.write_batch(batch))
+            copy.write(encoder.finish())
+        return table.num_rows
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
     buf = io.BytesIO()
     pacsv.write_csv(
@@ -228,7 +263,7 @@ def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataF
     )
     cur.execute(sql.SQL("DELETE FROM {} WHERE version = %s").format(target), (version,))
     if len(q):
-        copy_arrow(cur, target, to_arrow(q.astype("string")))
+        copy_arrow(cur, target, to_arrow(q.astype("string")), binary=False)
 
 
 def list_versions(conn: psycopg.Connection, module: str) -> list[dict]:
