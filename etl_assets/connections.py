@@ -137,13 +137,17 @@ def connection_or_default(module: DataModule, name: str | None, kind: str) -> Re
 
 
 def postgres_url(conn: ResolvedConnection) -> str:
-    """A libpq URL from `url` or from host/port/dbname/user/password settings."""
+    """A libpq URL from `url`, or from host/port/dbname/user/password settings."""
     if conn.url:
         return conn.url
-    from psycopg.conninfo import make_conninfo
+    from urllib.parse import quote
 
-    keys = ("host", "port", "dbname", "user", "password", "sslmode")
-    params = {k: str(conn.settings[k]) for k in keys if conn.settings.get(k) not in (None, "")}
-    if "host" not in params:
+    s = conn.settings
+    if not s.get("host"):
         raise ConnectionError_(f"connection {conn.name!r} (postgres) needs urlEnv or options.host")
-    return make_conninfo(**params)
+    auth = quote(str(s.get("user", "postgres")), safe="")
+    if s.get("password"):
+        auth += ":" + quote(str(s["password"]), safe="")
+    port = f":{s['port']}" if s.get("port") else ""
+    query = f"?sslmode={s['sslmode']}" if s.get("sslmode") else ""
+    return f"postgresql://{auth}@{s['host']}{port}/{quote(str(s.get('dbname', 'postgres')))}{query}"
