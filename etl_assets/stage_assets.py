@@ -10,7 +10,7 @@ import pandas as pd
 from etl_assets import factory as f
 from etl_assets.anonymization import anonymize_for_module, drop_orphans, published_tables
 from etl_assets.cleaning import clean_table
-from etl_assets.errors import ExtractionError
+from etl_assets.errors import ExtractionError, UploadError
 from etl_assets.extract import extract_entry, outbox_durable
 from etl_assets.loader import LoadedModule
 from etl_assets.model import Table
@@ -428,14 +428,17 @@ def upload_asset(
         from etl_assets.publishing import publish_version
 
         version = context.partition_key
-        report = publish_version(
-            loaded,
-            version,
-            outbox=outbox,
-            postgres=postgres,
-            run_id=context.run_id,
-            log=context.log,
-        )
+        try:
+            report = publish_version(
+                loaded,
+                version,
+                outbox=outbox,
+                postgres=postgres,
+                run_id=context.run_id,
+                log=context.log,
+            )
+        except UploadError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         for t in model.tables:
             names = published_tables(t)
             yield dg.MaterializeResult(

@@ -121,8 +121,10 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
         parsed = pd.to_datetime(s, errors="coerce", utc=True)
     else:
         text = _as_text(s).astype(object)
-        fmt = column.format or "ISO8601"
-        parsed = pd.to_datetime(text, errors="coerce", format=fmt, utc=True)
+        if column.format:
+            parsed = pd.to_datetime(text, errors="coerce", format=column.format, utc=True)
+        else:
+            parsed = _parse_iso(text)
     parsed = parsed.dt.tz_localize(None)  # stored as naive UTC
     bad = parsed.isna().to_numpy(dtype=bool) & ~empty
     if kind == "date":
@@ -131,6 +133,20 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     else:
         arr = pa.array(parsed.astype("datetime64[us]"), from_pandas=True)
     return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+
+
+OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_iso(text: pd.Series) -> pd.Series:
+    """ISO 8601 to UTC. Values with and without an offset are parsed apart: pandas, given both
+    in one call, applies the first value's offset to the naive ones."""
+    has_offset = text.str.contains(OFFSET, regex=True, na=False).to_numpy(dtype=bool)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    for mask in (has_offset, ~has_offset):
+        if mask.any():
+            out[mask] = pd.to_datetime(text[mask], errors="coerce", format="ISO8601", utc=True)
+    return out
 
 
 def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:

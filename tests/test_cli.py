@@ -1,0 +1,79 @@
+"""The `dmetl` command line: validate, new, run, versions, approve."""
+
+from __future__ import annotations
+
+import pytest
+
+from etl_assets.cli import main
+from tests.conftest import EXAMPLES
+
+
+def test_validate_examples(capsys):
+    assert main(["validate", str(EXAMPLES)]) == 0
+    assert "ok  clinic  3 tables, 4 sources" in capsys.readouterr().out
+
+
+def test_validate_reports_errors_and_fails(tmp_path, capsys):
+    assert main(["new", "shop", "--dir", str(tmp_path)]) == 0
+    meta = tmp_path / "shop" / "module.yaml"
+    meta.write_text(meta.read_text().replace("onViolation: clamp", "strategy: clamp"))
+    assert main(["validate", str(tmp_path / "shop")]) == 1
+    err = capsys.readouterr().err
+    assert "shop/module.yaml: tables[0].columns[2].range.strategy: unknown key" in err
+    meta.write_text(meta.read_text().replace("strategy: clamp", "max: 9"))
+    assert main(["validate", str(tmp_path / "shop")]) == 1
+    err = capsys.readouterr().err
+    assert "tables[0].columns[2].range: a range needs onViolation (drop | clamp)" in err
+
+
+def test_new_module_runs_and_publishes(tmp_path, dagster_home, pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("DM_POSTGRES_URL", pg_url)
+    monkeypatch.setenv("DM_MODULES_DIR", str(tmp_path / "mods"))
+    assert main(["new", "shop"]) == 0
+    assert main(["run", "shop"]) == 0
+    out = capsys.readouterr().out
+    assert "shop 0.1.1: succeeded" in out
+    assert "items" in out and "dm_shop.items" in out
+    assert main(["run", "shop"]) == 0
+    assert main(["versions", "shop"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("0.1.2") < out.index("0.1.1")  # newest first
+
+
+def test_upload_waits_for_approval(tmp_path, dagster_home, pg_url, monkeypatch, capsys):
+    monkeypatch.setenv("DM_POSTGRES_URL", pg_url)
+    monkeypatch.setenv("DM_MODULES_DIR", str(tmp_path))
+    assert main(["new", "shop"]) == 0
+    meta = tmp_path / "shop" / "module.yaml"
+    meta.write_text(meta.read_text().replace("autoUpload: true", "autoUpload: false"))
+    assert main(["run", "shop"]) == 0  # prepares the version; the upload job is separate
+    capsys.readouterr()
+    assert main(["versions", "shop"]) == 0
+    assert "no published version yet" in capsys.readouterr().out
+
+    from tests.helpers import run_version
+
+    import dagster as dg
+    from etl_assets.factory import IO_MANAGER_KEY
+    from resources import OutboxResource, ParquetIOManager, PostgresResource
+
+    res = {
+        "postgres": PostgresResource(url=pg_url),
+        "outbox": OutboxResource(),
+        IO_MANAGER_KEY: ParquetIOManager(),
+    }
+    instance = dg.DagsterInstance.get()
+    result = run_version(tmp_path / "shop", "0.1.1", res, instance, job="shop_upload_job")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "waiting for approval" in failure.step_failure_data.error.message
+    assert main(["approve", "shop", "0.1.1", "--by", "tm@example.org"]) == 0
+    result = run_version(tmp_path / "shop", "0.1.1", res, instance, job="shop_upload_job")
+    assert result.success
+
+
+@pytest.mark.parametrize("cmd", [["run", "nope"]])
+def test_unknown_module(cmd, tmp_path, dagster_home, monkeypatch):
+    monkeypatch.setenv("DM_MODULES_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="no valid data module named 'nope'"):
+        main(cmd)
