@@ -51,11 +51,11 @@ def test_upload_waits_for_approval(tmp_path, dagster_home, pg_url, monkeypatch, 
     assert main(["versions", "shop"]) == 0
     assert "no published version yet" in capsys.readouterr().out
 
-    from tests.helpers import run_version
-
     import dagster as dg
+
     from etl_assets.factory import IO_MANAGER_KEY
     from resources import OutboxResource, ParquetIOManager, PostgresResource
+    from tests.helpers import run_version
 
     res = {
         "postgres": PostgresResource(url=pg_url),
