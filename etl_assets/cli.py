@@ -111,6 +111,7 @@ def run_module(name: str, version: str | None = None, quiet: bool = False) -> di
         partition_key=version,
         raise_on_error=False,
         tags={"dm/module": name, "dm/trigger": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     summary = summarize(result, loaded, version)
     summary["success"] = result.success
@@ -152,23 +153,27 @@ def summarize(result, loaded, version: str) -> dict:
     return {"module": loaded.name, "version": version, "tables": tables}
 
 
+def _n(v) -> str:
+    return "-" if v is None else f"{int(v):,}"
+
+
 def print_summary(summary: dict, outbox_dir: Path) -> None:
+    """Per table: rows extracted, rejected by rules, merged duplicates, removed by
+    anonymization (suppressed records and their children) and published."""
+    state = "succeeded" if summary["success"] else "FAILED"
+    print(f"\n{summary['module']} {summary['version']}: {state} (run {summary['run_id']})")
     print(
-        f"\n{summary['module']} {summary['version']}: "
-        + ("succeeded" if summary["success"] else "FAILED")
-        + f" (run {summary['run_id']})"
-    )
-    print(
-        f"  {'table':<12} {'extracted':>9} {'rejected':>9} {'dupes':>6} {'published':>9}  published as"
+        f"  {'table':<12} {'extracted':>9} {'rejected':>9} {'dupes':>6} {'anonymized':>10}"
+        f" {'published':>9}  published as"
     )
     for name, t in summary["tables"].items():
-
-        def n(v):
-            return "-" if v is None else f"{int(v):,}"
-
+        gone = None
+        if t["clean"] is not None and t["published"] is not None:
+            gone = int(t["clean"]) - int(t["published"])
         print(
-            f"  {name:<12} {n(t['extracted']):>9} {n(t['rejected']):>9} {n(t['duplicates']):>6}"
-            f" {n(t['published']):>9}  {t['published_as'] or '-'}"
+            f"  {name:<12} {_n(t['extracted']):>9} {_n(t['rejected']):>9}"
+            f" {_n(t['duplicates']):>6} {_n(gone):>10} {_n(t['published']):>9}"
+            f"  {t['published_as'] or '-'}"
         )
     print(f"  outbox:     {outbox_dir}")
     print(f"  quarantine: {outbox_dir / 'quarantine'}")

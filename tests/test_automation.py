@@ -1,0 +1,70 @@
+"""Schedules and sensors built from module metadata add the next version and request its run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+
+import dagster as dg
+
+from etl_assets.loader import load_module
+from schedules import build_schedule
+from sensors import build_source_sensor
+from tests.conftest import EXAMPLES
+
+
+def test_schedule_adds_the_next_version_and_runs_it(tmp_path):
+    loaded = load_module(EXAMPLES / "clinic")
+    schedule = build_schedule(loaded)
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Europe/Berlin"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING  # status: released
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("clinic_versions", ["1.0.1", "1.0.7"])
+        ctx = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC),
+        )
+        request = schedule(ctx)
+        assert request.partition_key == "1.0.8"
+        assert "1.0.8" in instance.get_dynamic_partitions("clinic_versions")
+
+
+def test_schedule_window_is_respected(tmp_path):
+    path = tmp_path / "clinic"
+    doc = json.loads((EXAMPLES / "clinic" / "module.jsonld").read_text())
+    doc["schedule"].update(start="2027-01-01T00:00:00", end="2027-12-31T00:00:00")
+    path.mkdir()
+    for sub in ("data", "scripts"):
+        (path / sub).symlink_to(EXAMPLES / "clinic" / sub)
+    (path / "module.jsonld").write_text(json.dumps(doc))
+    schedule = build_schedule(load_module(path))
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC),
+        )
+        skip = schedule(ctx)
+        assert isinstance(skip, dg.SkipReason)
+        assert "before the schedule window starts" in skip.skip_message
+
+
+def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir):
+    loaded = load_module(modules_dir / "clinic")
+    sensor = build_source_sensor(loaded)
+    with dg.instance_for_test() as instance:
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        assert not first.run_requests  # the first tick only records the sources
+        cursor = first.cursor
+        unchanged = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+        assert not unchanged.run_requests
+        wards = modules_dir / "clinic" / "data" / "wards.csv"
+        wards.write_text(wards.read_text() + "W-DER,Dermatology,14,internal medicine\n")
+        later = time.time() + 5
+        os.utime(wards, (later, later))
+        changed = sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        assert [r.partition_key for r in changed.run_requests] == ["1.0.1"]
+        assert changed.dynamic_partitions_requests[0].partition_keys == ["1.0.1"]
+        assert changed.cursor != cursor
