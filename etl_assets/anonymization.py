@@ -101,7 +101,8 @@ def build_spec(table: Table, loaded: LoadedModule) -> tuple[engine.Anonymization
         spec = engine.ColumnSpec(name=col.name, role=role)
         for op in col.anonymization:
             if isinstance(op, Generalization):
-                spec.generalization = _generalization(op, loaded.folder)
+                if role == "quasi_identifier":  # others: a fixed level, see _fixed_levels
+                    spec.generalization = _generalization(op, loaded.folder)
             elif isinstance(op, Suppression):
                 spec.suppress = True
             elif isinstance(op, Permutation):
@@ -173,6 +174,35 @@ def _restore_types(out: pd.DataFrame, table: Table) -> pd.DataFrame:
     return out
 
 
+def _column_ops(table: Table, kind: type) -> list[tuple[str, object]]:
+    return [(c.name, op) for c in table.columns for op in c.anonymization if isinstance(op, kind)]
+
+
+def _fixed_levels(out: pd.DataFrame, table: Table, loaded: LoadedModule) -> list[str]:
+    """Generalize columns that are not quasi-identifiers to their declared level."""
+    from etl_assets.anonymize import hierarchy as hier
+
+    qis = set(table.privacy.quasiIdentifiers) if table.privacy else set()
+    done = []
+    for name, op in _column_ops(table, Generalization):
+        if name in qis or name not in out.columns:
+            continue
+        h = hier.build(out[name], _generalization(op, loaded.folder).as_config())
+        level = min(op.level, h.levels - 1)
+        out[name] = pd.Series(h.generalize(h.encode(out[name]), level), index=out.index).astype(
+            "string[pyarrow]"
+        )
+        done.append(f"generalized {name!r} to level {level}")
+    return done
+
+
+def _suppress_to_marker(out: pd.DataFrame, table: Table) -> None:
+    """Cell suppression writes the declared marker, or null when none is declared."""
+    for name, op in _column_ops(table, Suppression):
+        if name in out.columns:
+            out[name] = pd.Series(op.marker, index=out.index, dtype="string[pyarrow]")
+
+
 def anonymize_for_module(
     clean: pd.DataFrame, table: Table, loaded: LoadedModule, version: str
 ) -> AnonymizeOutput:
@@ -183,11 +213,16 @@ def anonymize_for_module(
     spec, key = build_spec(table, loaded)
     result = engine.anonymize_table(clean, spec, seed=version_seed(loaded, version), secret=key)
     tables = {name: _restore_types(df, table) for name, df in result.tables.items()}
+    notes = []
+    for df in tables.values():
+        notes = _fixed_levels(df, table, loaded) or notes
+        _suppress_to_marker(df, table)
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["suppressed_records"] = float(result.suppressed)
     for q, level in result.transformation.items():
         metrics[f"level_{q}"] = float(level)
-    return AnonymizeOutput(tables=tables, metrics=metrics, summary=result.summary)
+    summary = "\n".join([result.summary, *notes]) if notes else result.summary
+    return AnonymizeOutput(tables=tables, metrics=metrics, summary=summary)
 
 
 def drop_orphans(

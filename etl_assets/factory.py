@@ -23,7 +23,6 @@ from etl_assets.versions import partitions_def_name
 
 STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
 IO_MANAGER_KEY = "dm_io_manager"
-OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 CONNECTOR_KINDS = {
     "file": "file",
     "script": "python",
@@ -88,7 +87,7 @@ def extraction_units(model: DataModule, table: str | None = None) -> list[Extrac
 
 
 def _owners(model: DataModule) -> list[str]:
-    return [o for o in model.owners if OWNER.match(o)]
+    return list(model.owners)  # validated by the model: e-mail or team:<name>
 
 
 def retry_policy(model: DataModule) -> dg.RetryPolicy | None:

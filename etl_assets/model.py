@@ -127,7 +127,10 @@ class Generalization(_Model):
         default=None, description="characters kept at each level, longest first"
     )
     level: int | None = Field(
-        default=None, description="a fixed level; omitted: the privacy model search chooses"
+        default=None,
+        ge=0,
+        description="the level for a column that is not a quasi-identifier (required there);"
+        " quasi-identifiers' levels are chosen by the privacy model search",
     )
 
     @model_validator(mode="after")
@@ -147,7 +150,7 @@ class Suppression(_Model):
     """Replace every value of the column with a marker (null by default)."""
 
     method: Literal["suppress"] = "suppress"
-    marker: str | None = None
+    marker: str | None = Field(default=None, description="the replacement text; null when omitted")
 
 
 class Permutation(_Model):
@@ -509,6 +512,9 @@ class Connection(_Model):
 # --- the module ----------------------------------------------------------------------------------
 
 
+OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+
+
 class DataModule(_Model):
     """A data module: tables, collection protocol, upload target and version."""
 
@@ -517,7 +523,9 @@ class DataModule(_Model):
     id_: str | None = Field(default=None, alias="@id")
     name: Name
     description: str | None = None
-    owners: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(
+        default_factory=list, description="e-mail addresses or team:<name> (shown in Dagster)"
+    )
     version: str = Field(default="0.0.0", description="the last published version (semver)")
     status: Literal["draft", "released"] = "draft"
     schedule: Schedule | None = None
@@ -529,6 +537,14 @@ class DataModule(_Model):
     tables: list[Table] = Field(min_length=1)
     collection: list[CollectionEntry] = Field(min_length=1)
     upload: Upload = Field(default_factory=lambda: Upload(sink=PostgresSink()))
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, v: list[str]) -> list[str]:
+        bad = [o for o in v if not OWNER.match(o)]
+        if bad:
+            raise ValueError(f"owners must be e-mail addresses or team:<name>, got {bad!r}")
+        return v
 
     @field_validator("version")
     @classmethod

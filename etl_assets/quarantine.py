@@ -21,7 +21,7 @@ QUARANTINE_SCHEMA = pa.schema(
             pa.string(),
         ),  # type | strict | empty | range | primaryKey | foreignKey | duplicate
         ("column", pa.string()),
-        ("reason", pa.string()),  # a reason code, e.g. not_a_number, below_min, dangling_reference
+        ("reason", pa.string()),  # a reason code, e.g. not_integer, below_min, dangling_reference
         ("value", pa.string()),  # the original value, as text
         ("record", pa.string()),  # the original record, as JSON
         ("version", pa.string()),

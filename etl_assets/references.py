@@ -144,6 +144,25 @@ def check_references(module: DataModule, folder: Path | None = None) -> list[Pro
                         Problem(awhere, f"perturb needs a numeric column, not {column.dataType}")
                     )
                 if isinstance(op, Generalization):
+                    is_qi = (
+                        table.privacy is not None and column.name in table.privacy.quasiIdentifiers
+                    )
+                    if is_qi and op.level is not None:
+                        problems.append(
+                            Problem(
+                                f"{awhere}.level",
+                                "level is chosen by the privacy model search for a"
+                                " quasi-identifier; remove it",
+                            )
+                        )
+                    if not is_qi and op.level is None:
+                        problems.append(
+                            Problem(
+                                f"{awhere}.level",
+                                "generalizing a column that is not a quasi-identifier needs a level"
+                                " (1 = the first generalization step)",
+                            )
+                        )
                     if (op.bins or op.width) and column.dataType not in ("integer", "number"):
                         problems.append(Problem(awhere, "bins/width need a numeric column"))
                     if op.truncate and column.dataType not in ("date", "datetime"):

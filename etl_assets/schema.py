@@ -26,6 +26,18 @@ def json_schema() -> dict:
             {"type": "array", "contains": {"const": CONTEXT_URL}},
         ],
     }
+    # the loader also accepts one anonymization object, and one primary-key column as a string
+    defs = schema["$defs"]
+    for model_name, field in (("Column", "anonymization"), ("Table", "primaryKey")):
+        prop = defs[model_name]["properties"][field]
+        array = next((a for a in prop.get("anyOf", [prop]) if a.get("type") == "array"), prop)
+        single = array["items"]
+        alternatives = [a for a in prop.get("anyOf", [prop]) if a is not array]
+        meta = {k: prop[k] for k in ("default", "description", "title") if k in prop}
+        defs[model_name]["properties"][field] = {
+            **meta,
+            "anyOf": [array, single, *[a for a in alternatives if a.get("type") == "null"]],
+        }
     return schema
 
 

@@ -1,7 +1,8 @@
 """Typing and strict schema: coerce extracted records to the declared column types.
 
 A value that cannot be coerced rejects its record (rule `type`); a null in a column declared
-`nullable: false` with no `empty` rule rejects its record (rule `empty`, reason `null`).
+`nullable: false` whose `empty` rule does not fill or drop it rejects its record (rule `empty`,
+reason `null`).
 Empty text (blank after stripping) counts as null. Datetimes with an offset are converted to
 UTC; datetimes without one are taken as UTC; both are stored without a time zone. In strict mode only declared columns
 (and `_dm_source`, `_dm_shard`) are kept; otherwise undeclared columns pass through as text.
@@ -180,7 +181,7 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
             )
             counts[f"rejected_type_{column.name}"] = int(new_bad.sum())
         rejected |= bad
-        if not column.nullable and column.empty is None:
+        if not column.nullable and (column.empty is None or column.empty.strategy == "keep"):
             nulls = typed.isna().to_numpy(dtype=bool) & ~rejected
             if nulls.any():
                 parts.append(
