@@ -7,6 +7,7 @@ has the higher priority, so for a shared patient_id the registry's record wins.
 
 import json
 import os
+import sys
 import random
 
 rng = random.Random(1234)
@@ -27,6 +28,6 @@ for pid in list(range(1070, 1090)):
     )
 # one record with weight as text, as the legacy system sometimes sends it
 records[3]["weight_kg"] = "81.5"
-print(f"legacy export for version {os.environ.get('DM_VERSION', '?')}", file=__import__("sys").stderr)
+print(f"legacy export for version {os.environ.get('DM_VERSION', '?')}", file=sys.stderr)
 for r in records:
     print(json.dumps(r))
