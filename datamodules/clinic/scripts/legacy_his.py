@@ -7,8 +7,8 @@ has the higher priority, so for a shared patient_id the registry's record wins.
 
 import json
 import os
-import sys
 import random
+import sys
 
 rng = random.Random(1234)
 wards = ["W-CAR", "W-ORT", "W-PED", "W-ICU", "W-GER", "W-ONC", "W-NEU"]
