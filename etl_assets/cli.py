@@ -157,7 +157,7 @@ def _n(v) -> str:
     return "-" if v is None else f"{int(v):,}"
 
 
-def print_summary(summary: dict, outbox_dir: Path) -> None:
+def print_summary(summary: dict, outbox_dir: str) -> None:
     """Per table: rows extracted, rejected by rules, merged duplicates, removed by
     anonymization (suppressed records and their children) and published."""
     state = "succeeded" if summary["success"] else "FAILED"
@@ -176,14 +176,14 @@ def print_summary(summary: dict, outbox_dir: Path) -> None:
             f"  {t['published_as'] or '-'}"
         )
     print(f"  outbox:     {outbox_dir}")
-    print(f"  quarantine: {outbox_dir / 'quarantine'}")
+    print(f"  quarantine: {outbox_dir}/quarantine")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from resources.outbox import OutboxResource
 
     summary = run_module(args.module, args.version)
-    print_summary(summary, OutboxResource().version_dir(args.module, summary["version"]))
+    print_summary(summary, OutboxResource().version_uri(args.module, summary["version"]))
     return 0 if summary["success"] else 1
 
 
@@ -200,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ok = True
     for loaded in found.modules:
         summary = run_module(loaded.name)
-        print_summary(summary, OutboxResource().version_dir(loaded.name, summary["version"]))
+        print_summary(summary, OutboxResource().version_uri(loaded.name, summary["version"]))
         ok &= summary["success"]
     pg = PostgresResource(url=os.environ.get("DM_POSTGRES_URL") or None)
     print("\nWhere to look:")

@@ -25,11 +25,12 @@ def resources_for_environment() -> dict[str, object]:
         if os.environ.get("DM_POSTGRES_URL")
         else PostgresResource()
     )
-    outbox = (
-        OutboxResource(root=dg.EnvVar("DM_OUTBOX_ROOT"))
-        if os.environ.get("DM_OUTBOX_ROOT")
-        else OutboxResource()
-    )
+    outbox_config = {}
+    if os.environ.get("DM_OUTBOX_ROOT"):  # a folder, or s3://bucket/prefix
+        outbox_config["root"] = dg.EnvVar("DM_OUTBOX_ROOT")
+    if os.environ.get("DM_S3_ENDPOINT_URL"):
+        outbox_config["s3_endpoint_url"] = dg.EnvVar("DM_S3_ENDPOINT_URL")
+    outbox = OutboxResource(**outbox_config)
     return {
         "postgres": postgres,
         "outbox": outbox,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,7 +12,7 @@ from etl_assets.anonymization import published_tables
 from etl_assets.errors import UploadError
 from etl_assets.loader import LoadedModule
 from etl_assets.sinks import postgres as pg_sink
-from resources.outbox import OutboxResource, write_text_atomic
+from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 
 SNAPSHOT_FILE = "datamodule.jsonld"
@@ -66,20 +64,11 @@ CROISSANT_TYPES = {
 }
 
 
-def write_version_snapshot(outbox: OutboxResource, loaded: LoadedModule, version: str) -> Path:
+def write_version_snapshot(outbox: OutboxResource, loaded: LoadedModule, version: str) -> str:
     """The module's metadata as of this version (its `version` set), beside the outbox data."""
     doc = copy.deepcopy(loaded.document)
     doc["version"] = version
-    outbox.write_json(loaded.name, version, SNAPSHOT_FILE, doc)
-    return outbox.version_dir(loaded.name, version) / SNAPSHOT_FILE
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return outbox.write_json(loaded.name, version, SNAPSHOT_FILE, doc)
 
 
 def croissant(
@@ -90,21 +79,18 @@ def croissant(
     distribution, record_sets = [], []
     for table in model.tables:
         for name in published_tables(table):
-            path = outbox.table_path(model.name, version, name)
             distribution.append(
                 {
                     "@type": "cr:FileObject",
                     "@id": f"{name}.parquet",
                     "name": f"{name}.parquet",
-                    "contentUrl": path.resolve().as_uri(),
+                    "contentUrl": outbox.table_uri(model.name, version, name),
                     "encodingFormat": "application/x-parquet",
-                    "sha256": sha256_file(path),
+                    "sha256": outbox.table_sha256(model.name, version, name),
                     "description": f"also in PostgreSQL as {locations.get(name, '')}",
                 }
             )
-            import pyarrow.parquet as pq
-
-            schema = pq.read_schema(path)
+            schema = outbox.table_schema(model.name, version, name)
             declared = {c.name: c for c in table.columns}
             fields = []
             for col in schema.names:
@@ -132,7 +118,7 @@ def croissant(
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "version": version,
         "license": model.license or "unspecified",
-        "url": outbox.version_dir(model.name, version).resolve().as_uri(),
+        "url": outbox.version_uri(model.name, version),
         "distribution": distribution,
         "recordSet": record_sets,
     }
@@ -144,7 +130,7 @@ class PublishReport:
     rows: dict[str, int] = field(default_factory=dict)
     inserted: dict[str, int] = field(default_factory=dict)
     locations: dict[str, str] = field(default_factory=dict)
-    croissant_path: Path | None = None
+    croissant_path: str | None = None
 
 
 def ensure_approvals(conn: psycopg.Connection) -> None:
@@ -191,7 +177,7 @@ def publish_version(
     """Load the outbox version into the module's sink and write its Croissant metadata."""
     model = loaded.model
     names = [n for t in model.tables for n in published_tables(t)]
-    missing = [n for n in names if not outbox.table_path(model.name, version, n).is_file()]
+    missing = [n for n in names if not outbox.has_table(model.name, version, n)]
     if missing:
         raise UploadError(
             f"{model.name} {version}: the outbox has no {', '.join(missing)}; run the prepare job"
@@ -237,11 +223,7 @@ def publish_version(
             loaded, version, tables, outbox=outbox, postgres=postgres, run_id=run_id, log=log
         )
     doc = croissant(loaded, version, outbox, report.locations)
-    path = outbox.version_dir(model.name, version) / CROISSANT_FILE
-    import json
-
-    write_text_atomic(json.dumps(doc, indent=2) + "\n", path)
-    report.croissant_path = path
+    report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
     if log:
         for name in names:
             log.info(

@@ -145,7 +145,7 @@ def clean_asset(
             **table_metadata(result.data),
             **f.common_metadata(loaded, version),
             **{f"dm/{k}": dg.MetadataValue.int(int(v)) for k, v in sorted(result.counts.items())},
-            "dm/quarantine_path": dg.MetadataValue.path(str(qpath)),
+            "dm/quarantine_path": dg.MetadataValue.path(qpath),
             "dagster/column_lineage": column_lineage(list(result.data.columns), upstream_cols),
         }
         if len(result.quarantine):
@@ -343,9 +343,7 @@ def outbox_asset(
         from etl_assets.publishing import write_version_snapshot
 
         version = context.partition_key
-        paths = {
-            name: str(outbox.write_table(m, version, name, df)) for name, df in anonymized.items()
-        }
+        paths = {name: outbox.write_table(m, version, name, df) for name, df in anonymized.items()}
         snapshot = write_version_snapshot(outbox, loaded, version)
         for unit in f.extraction_units(loaded.model, table.name):
             outbox_durable(unit.entry, loaded.folder, ExtractContext(context, loaded, unit.shard))
@@ -356,8 +354,8 @@ def outbox_asset(
                 "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in anonymized.values())),
                 **f.common_metadata(loaded, version),
                 "dm/outbox_files": dg.MetadataValue.json(paths),
-                "dm/metadata_snapshot": dg.MetadataValue.path(str(snapshot)),
-                "dagster/uri": dg.MetadataValue.path(str(outbox.version_dir(m, version))),
+                "dm/metadata_snapshot": dg.MetadataValue.path(snapshot),
+                "dagster/uri": dg.MetadataValue.path(outbox.version_uri(m, version)),
             }
         )
 

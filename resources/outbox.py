@@ -1,11 +1,21 @@
-"""The outbox: prepared versions waiting for review and upload, as Parquet per table."""
+"""The outbox: prepared versions waiting for review and upload, as Parquet per table.
+
+Layout under the root: `<module>/<version>/{<table>.parquet, datamodule.jsonld, croissant.json,
+quarantine/<table>.parquet, key_maps/<table>.parquet}`. The root is a local folder (default
+`$DAGSTER_HOME/outbox`) or `s3://bucket/prefix`, reached through dagster-aws's S3 resource
+(`DM_S3_ENDPOINT_URL`, `DM_S3_REGION`, credentials from the environment). Every write is atomic:
+a reader sees the old object or the new one, never half of one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,64 +52,225 @@ def write_text_atomic(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def read_parquet(path: Path) -> pd.DataFrame:
+def read_parquet(path: Path | str | io.BytesIO) -> pd.DataFrame:
     return pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
 
 
+def _table(df: pd.DataFrame | pa.Table) -> pa.Table:
+    return df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+
+
+class LocalStore:
+    """Objects as files under a folder."""
+
+    def __init__(self, base: Path):
+        self.base = base
+
+    def path(self, rel: str) -> Path:
+        return self.base / rel
+
+    def uri(self, rel: str) -> str:
+        return self.path(rel).resolve().as_uri()
+
+    def write_parquet(self, rel: str, df: pd.DataFrame | pa.Table) -> None:
+        write_parquet_atomic(df, self.path(rel))
+
+    def read_parquet(self, rel: str) -> pd.DataFrame:
+        return read_parquet(self.path(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        write_text_atomic(data.decode("utf-8"), self.path(rel))
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.path(rel).read_bytes()
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel).is_file()
+
+    def list(self, rel_dir: str) -> list[str]:
+        folder = self.path(rel_dir)
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def modified(self, rel_dir: str) -> float | None:
+        folder = self.path(rel_dir)
+        if not folder.exists():
+            return None
+        return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+
+    def delete(self, rel_dir: str) -> None:
+        shutil.rmtree(self.path(rel_dir), ignore_errors=True)
+
+
+class S3Store:
+    """Objects under `s3://bucket/prefix`, through a boto3 client from dagster-aws."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str):
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def uri(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{self.key(rel)}"
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(rel))["Body"].read()
+
+    def write_parquet(self, rel: str, df: pd.DataFrame | pa.Table) -> None:
+        buf = io.BytesIO()
+        pq.write_table(_table(df), buf, compression="zstd")
+        buf.seek(0)
+        # one PUT (or a multipart upload completed at the end) is atomic for readers
+        self.client.upload_fileobj(buf, self.bucket, self.key(rel))
+
+    def read_parquet(self, rel: str) -> pd.DataFrame:
+        return read_parquet(io.BytesIO(self.read_bytes(rel)))
+
+    def exists(self, rel: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(rel))
+            return True
+        except ClientError:
+            return False
+
+    def _objects(self, rel_dir: str) -> list[dict]:
+        prefix = self.key(rel_dir).rstrip("/") + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return [obj for page in pages for obj in page.get("Contents", [])]
+
+    def list(self, rel_dir: str) -> list[str]:
+        prefix = self.key(rel_dir).rstrip("/") + "/"
+        names = {obj["Key"][len(prefix) :].split("/", 1)[0] for obj in self._objects(rel_dir)}
+        return sorted(n for n in names if n)
+
+    def modified(self, rel_dir: str) -> float | None:
+        objs = self._objects(rel_dir)
+        return max(o["LastModified"].timestamp() for o in objs) if objs else None
+
+    def delete(self, rel_dir: str) -> None:
+        keys = [{"Key": o["Key"]} for o in self._objects(rel_dir)]
+        for start in range(0, len(keys), 1000):
+            self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": keys[start : start + 1000]}
+            )
+
+
 class OutboxResource(dg.ConfigurableResource):
-    """A local outbox root: `<root>/<module>/<version>/{<table>.parquet, quarantine/, ...}`."""
+    """Prepared versions: a local folder (default) or an S3 prefix (`s3://bucket/prefix`)."""
 
-    root: str | None = Field(default=None, description="default: $DAGSTER_HOME/outbox")
+    root: str | None = Field(
+        default=None, description="a folder or s3://bucket/prefix; default $DAGSTER_HOME/outbox"
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="e.g. a MinIO or moto URL")
+    s3_region: str | None = None
 
-    def base(self) -> Path:
+    def _store(self) -> LocalStore | S3Store:
         from etl_assets.settings import outbox_root
 
-        return Path(self.root or outbox_root())
+        root = self.root or outbox_root()
+        if not root.startswith("s3://"):
+            return LocalStore(Path(root))
+        from resources.s3 import s3_resource_from_env
 
-    def version_dir(self, module: str, version: str) -> Path:
-        return self.base() / module / version
+        s3 = s3_resource_from_env()
+        updates = {}
+        if self.s3_endpoint_url:
+            updates["endpoint_url"] = self.s3_endpoint_url
+        if self.s3_region:
+            updates["region_name"] = self.s3_region
+        if updates:
+            s3 = s3.model_copy(update=updates)
+        bucket, _, prefix = root[len("s3://") :].partition("/")
+        return S3Store(s3.get_client(), bucket, prefix)
 
-    def table_path(self, module: str, version: str, table: str) -> Path:
-        return self.version_dir(module, version) / f"{table}.parquet"
+    @staticmethod
+    def _rel(module: str, version: str, *parts: str) -> str:
+        return "/".join([module, version, *parts])
 
-    def quarantine_path(self, module: str, version: str, table: str) -> Path:
-        return self.version_dir(module, version) / "quarantine" / f"{table}.parquet"
+    # --- locations -------------------------------------------------------------------------
 
-    def write_table(self, module: str, version: str, table: str, df: pd.DataFrame) -> Path:
-        path = self.table_path(module, version, table)
-        write_parquet_atomic(df, path)
-        return path
+    def version_uri(self, module: str, version: str) -> str:
+        return self._store().uri(self._rel(module, version))
+
+    def table_uri(self, module: str, version: str, table: str) -> str:
+        return self._store().uri(self._rel(module, version, f"{table}.parquet"))
+
+    def local_dir(self, module: str, version: str) -> Path | None:
+        """The version's folder when the outbox is local (for scripts), else None."""
+        store = self._store()
+        return store.path(self._rel(module, version)) if isinstance(store, LocalStore) else None
+
+    # --- tables, quarantine, documents ------------------------------------------------------
+
+    def write_table(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:
+        rel = self._rel(module, version, f"{table}.parquet")
+        store = self._store()
+        store.write_parquet(rel, df)
+        return store.uri(rel)
 
     def read_table(self, module: str, version: str, table: str) -> pd.DataFrame:
-        return read_parquet(self.table_path(module, version, table))
+        return self._store().read_parquet(self._rel(module, version, f"{table}.parquet"))
 
-    def write_quarantine(self, module: str, version: str, table: str, df: pd.DataFrame) -> Path:
-        path = self.quarantine_path(module, version, table)
-        write_parquet_atomic(df, path)
-        return path
+    def has_table(self, module: str, version: str, table: str) -> bool:
+        return self._store().exists(self._rel(module, version, f"{table}.parquet"))
 
-    def write_key_map(self, module: str, version: str, table: str, df: pd.DataFrame) -> Path:
-        """Old -> new keys of records re-keyed by `onKeyConflict: regenerate`."""
-        path = self.version_dir(module, version) / "key_maps" / f"{table}.parquet"
-        write_parquet_atomic(df, path)
-        return path
+    def table_schema(self, module: str, version: str, table: str) -> pa.Schema:
+        data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
+        return pq.read_schema(io.BytesIO(data))
+
+    def table_sha256(self, module: str, version: str, table: str) -> str:
+        data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
+        return hashlib.sha256(data).hexdigest()
+
+    def write_quarantine(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:
+        rel = self._rel(module, version, "quarantine", f"{table}.parquet")
+        store = self._store()
+        store.write_parquet(rel, df)
+        return store.uri(rel)
 
     def read_quarantine(self, module: str, version: str) -> pd.DataFrame:
-        folder = self.version_dir(module, version) / "quarantine"
-        parts = [read_parquet(p) for p in sorted(folder.glob("*.parquet"))]
+        store = self._store()
+        rel = self._rel(module, version, "quarantine")
+        parts = [
+            store.read_parquet(f"{rel}/{name}")
+            for name in store.list(rel)
+            if name.endswith(".parquet")
+        ]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
-    def write_json(self, module: str, version: str, name: str, data: Any) -> Path:
-        path = self.version_dir(module, version) / name
-        write_text_atomic(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", path)
-        return path
+    def write_key_map(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:
+        """Old -> new keys of records re-keyed by `onKeyConflict: regenerate`."""
+        rel = self._rel(module, version, "key_maps", f"{table}.parquet")
+        store = self._store()
+        store.write_parquet(rel, df)
+        return store.uri(rel)
+
+    def write_json(self, module: str, version: str, name: str, data: Any) -> str:
+        rel = self._rel(module, version, name)
+        store = self._store()
+        text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+        store.write_bytes(rel, text.encode("utf-8"))
+        return store.uri(rel)
 
     def read_json(self, module: str, version: str, name: str) -> Any:
-        return json.loads((self.version_dir(module, version) / name).read_text("utf-8"))
+        return json.loads(self._store().read_bytes(self._rel(module, version, name)))
+
+    # --- versions and retention ---------------------------------------------------------------
 
     def versions(self, module: str) -> list[str]:
-        folder = self.base() / module
-        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        return self._store().list(module)
+
+    def age_seconds(self, module: str, version: str) -> float | None:
+        """Seconds since anything of the version was last written (None if it is gone)."""
+        modified = self._store().modified(self._rel(module, version))
+        return None if modified is None else max(0.0, time.time() - modified)
 
     def delete_version(self, module: str, version: str) -> None:
-        shutil.rmtree(self.version_dir(module, version), ignore_errors=True)
+        self._store().delete(self._rel(module, version))

@@ -76,7 +76,7 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
     assert count(pg_url, "dm_clinic._quarantine") == len(q)
 
     # the outbox has Parquet per table, the metadata snapshot and Croissant metadata
-    vdir = resources["outbox"].version_dir("clinic", "1.0.1")
+    vdir = resources["outbox"].local_dir("clinic", "1.0.1")
     assert {p.name for p in vdir.glob("*.parquet")} == {
         "wards.parquet",
         "patients.parquet",

@@ -1,6 +1,7 @@
 """An upload script: a program given the outbox version folder, which publishes it its own way.
 
-It runs in the module folder with `DM_MODULE`, `DM_VERSION` and `DM_OUTBOX_DIR` set, and may
+It runs in the module folder with `DM_MODULE`, `DM_VERSION`, `DM_OUTBOX_URI` (file:// or s3://)
+and, for a local outbox, `DM_OUTBOX_DIR` set, and may
 print one JSON object on its last stdout line: `{"locations": {"<table>": "<where>"}}`.
 A non-zero exit fails the upload with the tail of its stderr.
 """
@@ -24,8 +25,11 @@ def publish_with_script(
     env = {
         "DM_MODULE": loaded.name,
         "DM_VERSION": version,
-        "DM_OUTBOX_DIR": str(outbox.version_dir(loaded.name, version).resolve()),
+        "DM_OUTBOX_URI": outbox.version_uri(loaded.name, version),
     }
+    local = outbox.local_dir(loaded.name, version)
+    if local is not None:
+        env["DM_OUTBOX_DIR"] = str(local.resolve())
     try:
         proc = run_script(script, loaded.folder, env)
     except ExtractionError as exc:

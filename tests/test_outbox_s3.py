@@ -1,0 +1,49 @@
+"""The outbox on S3 (moto on loopback, through dagster-aws): a whole version prepared and published."""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg
+import pytest
+
+from etl_assets.factory import IO_MANAGER_KEY
+from resources import OutboxResource, ParquetIOManager, PostgresResource
+from tests import servers
+from tests.helpers import run_version
+
+pytestmark = pytest.mark.integration
+s3_endpoint = servers.s3_endpoint
+
+
+@pytest.fixture
+def s3_outbox(s3_endpoint, monkeypatch):
+    for k, v in servers.S3_ENV.items():
+        monkeypatch.setenv(k, v)
+    outbox = OutboxResource(root="s3://dm-outbox/prepared", s3_endpoint_url=s3_endpoint)
+    outbox._store().client.create_bucket(Bucket="dm-outbox")
+    return outbox
+
+
+def test_clinic_version_through_an_s3_outbox(s3_outbox, modules_dir, tmp_path, pg_url):
+    resources = {
+        "postgres": PostgresResource(url=pg_url),
+        "outbox": s3_outbox,
+        IO_MANAGER_KEY: ParquetIOManager(base_dir=str(tmp_path / "storage")),
+    }
+    with dg.instance_for_test() as instance:
+        result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
+    assert result.success
+    assert s3_outbox.versions("clinic") == ["1.0.1"]
+    assert s3_outbox.has_table("clinic", "1.0.1", "patients")
+    assert s3_outbox.read_json("clinic", "1.0.1", "datamodule.jsonld")["version"] == "1.0.1"
+    croissant = s3_outbox.read_json("clinic", "1.0.1", "croissant.json")
+    urls = {d["contentUrl"] for d in croissant["distribution"]}
+    assert "s3://dm-outbox/prepared/clinic/1.0.1/patients.parquet" in urls
+    quarantine = s3_outbox.read_quarantine("clinic", "1.0.1")
+    assert (quarantine["reason"] == "dangling_reference").any()
+    published = s3_outbox.read_table("clinic", "1.0.1", "patients")
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT count(*) FROM dm_clinic.patients").fetchone()[0]
+    assert rows == len(published)
+    s3_outbox.delete_version("clinic", "1.0.1")
+    assert s3_outbox.versions("clinic") == []
