@@ -13,7 +13,12 @@ from etl_assets.factory import IO_MANAGER_KEY, build_module, invalid_module_spec
 from etl_assets.loader import Discovery, discover
 from resources import OutboxResource, ParquetIOManager, PostgresResource
 from schedules import build_schedule
-from sensors import build_source_sensor, run_failure_alert
+from sensors import (
+    build_approval_sensor,
+    build_retention_sensor,
+    build_source_sensor,
+    run_failure_alert,
+)
 
 log = logging.getLogger("datamodule_etl")
 
@@ -51,6 +56,11 @@ def build_definitions(modules_dir: Path | str | None = None) -> tuple[dg.Definit
             schedules.append(schedule)
         if (sensor := build_source_sensor(loaded)) is not None:
             sensors.append(sensor)
+    jobs_by_name = {job.name: job for job in jobs}
+    if (approvals := build_approval_sensor(found.modules, jobs_by_name)) is not None:
+        sensors.append(approvals)
+    if found.modules:
+        sensors.append(build_retention_sensor(found.modules))
     for error in found.errors:
         log.error("invalid data module metadata:\n%s", error)
         assets.append(invalid_module_spec(Path(error.file).parent, error))

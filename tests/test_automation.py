@@ -68,3 +68,54 @@ def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir
         assert [r.partition_key for r in changed.run_requests] == ["1.0.1"]
         assert changed.dynamic_partitions_requests[0].partition_keys == ["1.0.1"]
         assert changed.cursor != cursor
+
+
+def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url):
+    import pandas as pd
+
+    from etl_assets.sinks.postgres import publish
+    from resources import OutboxResource, PostgresResource
+    from sensors.outbox_retention import build_retention_sensor
+
+    loaded = load_module(EXAMPLES / "clinic")  # retentionDays: 30
+    outbox = OutboxResource(root=str(tmp_path / "outbox"))
+    postgres = PostgresResource(url=pg_url)
+    frame = pd.DataFrame({"id": [1]})
+    for version in ("1.0.1", "1.0.2", "1.0.3"):
+        outbox.write_table("clinic", version, "wards", frame)
+    old = time.time() - 40 * 86_400
+    for version in ("1.0.1", "1.0.2"):  # 1.0.1 published, 1.0.2 never was
+        for path in (tmp_path / "outbox" / "clinic" / version).rglob("*"):
+            os.utime(path, (old, old))
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        publish(conn, module="clinic", version="1.0.1", schema="dm_clinic",
+                tables={"wards": frame}, quarantine=None, metadata_hash="h")  # fmt: skip
+    sensor = build_retention_sensor([loaded])
+    ctx = dg.build_sensor_context(resources={"outbox": outbox, "postgres": postgres})
+    result = sensor(ctx)
+    assert "expired clinic 1.0.2" in result.skip_message
+    assert outbox.versions("clinic") == ["1.0.1", "1.0.3"]
+
+
+def test_approval_launches_the_upload_job(tmp_path, pg_url):
+    from etl_assets.definitions import build_definitions
+    from etl_assets.publishing import approve
+    from resources import PostgresResource
+
+    folder = tmp_path / "clinic"
+    doc = json.loads((EXAMPLES / "clinic" / "module.jsonld").read_text())
+    doc["autoUpload"] = False
+    folder.mkdir()
+    for sub in ("data", "scripts"):
+        (folder / sub).symlink_to(EXAMPLES / "clinic" / sub)
+    (folder / "module.jsonld").write_text(json.dumps(doc))
+    defs, _ = build_definitions(tmp_path)
+    sensor = defs.get_sensor_def("dm_approved_uploads")
+    postgres = PostgresResource(url=pg_url)
+    ctx = dg.build_sensor_context(resources={"postgres": postgres})
+    assert isinstance(sensor(ctx), dg.SkipReason)
+    approve(postgres, "clinic", "1.0.4", by="manager@example.org")
+    requests = sensor(dg.build_sensor_context(resources={"postgres": postgres}))
+    assert [(r.job_name, r.partition_key) for r in requests] == [("clinic_upload_job", "1.0.4")]
