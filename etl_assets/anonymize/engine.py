@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ from . import hierarchy as hier
 from . import operations as ops
 from .lattice import Problem, SearchResult, encode_codes, optimal_search
 from .privacy import CheckResult, check_k_anonymity, check_l_diversity, check_t_closeness
-from .spec import AnonymizationSpec, SpecError
+from .spec import AnonymizationSpec, PrivacyModel, SpecError
 
 
 class PrivacyModelUnsatisfiable(Exception):
@@ -138,7 +138,12 @@ def anonymize_table(
         hs = [hier.build(out[q], spec.column(q).generalization.as_config()) for q in qis]
         codes = encode_codes(out, qis, hs)
         sensitive = {}
-        for m in spec.privacy_models:
+        models = [_with_hierarchy(m, spec, out) for m in spec.privacy_models]
+        for m in models:
+            if m.hierarchy is not None and m.attribute not in sensitive:
+                # Hierarchical EMD: sensitive codes are the hierarchy's leaf codes.
+                sensitive[m.attribute] = m.hierarchy.encode(out[m.attribute]).astype(np.int64)
+        for m in models:
             if m.attribute is not None and m.attribute not in sensitive:
                 col = spec.column(m.attribute)
                 order = col.order if col is not None else None
@@ -154,7 +159,7 @@ def anonymize_table(
         problem = Problem(
             hs,
             codes,
-            spec.privacy_models,
+            models,
             sensitive,
             spec.suppression_limit,
             spec.metric,
@@ -241,6 +246,20 @@ def _row_classes(problem: Problem, codes: np.ndarray, node) -> tuple[np.ndarray,
     return lookup[rec_ids], n_classes
 
 
+def _with_hierarchy(m: PrivacyModel, spec: AnonymizationSpec, df: pd.DataFrame) -> PrivacyModel:
+    """``m`` with its sensitive hierarchy built, for hierarchical-distance t-closeness."""
+    if m.kind != "t-closeness" or m.distance != "hierarchical":
+        return m
+    if isinstance(m.hierarchy, hier.Hierarchy):
+        return m
+    if isinstance(m.hierarchy, str):
+        return replace(m, hierarchy=hier.from_csv(m.hierarchy, name=m.attribute))
+    col = spec.column(m.attribute)
+    if col is None or col.generalization is None:
+        raise SpecError(f"{m.describe()}: the sensitive column needs a 'generalization' hierarchy")
+    return replace(m, hierarchy=hier.build(df[m.attribute], col.generalization.as_config()))
+
+
 def verify_table(
     df: pd.DataFrame, spec: AnonymizationSpec, reference: pd.DataFrame | None = None
 ) -> list[CheckResult]:
@@ -264,5 +283,6 @@ def verify_table(
             col = spec.column(m.attribute)
             order = col.order if col is not None else None
             ref = reference[m.attribute] if reference is not None else None
-            out.append(check_t_closeness(df, qis, m.attribute, m.t, m.distance, order, ref))
+            h = _with_hierarchy(m, spec, df).hierarchy if m.distance == "hierarchical" else None
+            out.append(check_t_closeness(df, qis, m.attribute, m.t, m.distance, order, ref, h))
     return out

@@ -28,7 +28,14 @@ import pandas as pd
 
 from . import privacy
 from .hierarchy import Hierarchy
-from .metrics import ColumnStats, aggregate_loss, column_stats, node_metrics
+from .metrics import (
+    METRICS,
+    ColumnStats,
+    aggregate_loss,
+    column_stats,
+    node_metrics,
+    suppression_entropy,
+)
 from .spec import PrivacyModel
 
 
@@ -87,6 +94,8 @@ class Problem:
     ) -> None:
         self.hierarchies = list(hierarchies)
         self.models = list(models)
+        if metric not in METRICS:
+            raise ValueError(f"metric {metric!r}; expected one of {', '.join(METRICS)}")
         self.metric = metric
         self.loss_aggregate = loss_aggregate
         codes = np.asarray(codes, dtype=np.int64).reshape(len(codes), len(self.hierarchies))
@@ -113,9 +122,19 @@ class Problem:
             m = int(raw.max()) + 1 if len(raw) else 1
             g = np.bincount(raw, minlength=m).astype(float)
             self.sensitive[name] = _Sensitive(raw[first], m, g / max(g.sum(), 1.0))
+        self._level_maps: dict[int, list[np.ndarray]] = {}
         for m_ in self.models:
             if m_.kind != "k-anonymity" and m_.attribute not in self.sensitive:
                 raise ValueError(f"{m_.describe()}: sensitive attribute codes not given")
+            if m_.kind == "t-closeness" and m_.distance == "hierarchical":
+                # Sensitive codes must be the hierarchy's level-0 codes (``Hierarchy.encode``).
+                if m_.hierarchy is None:
+                    raise ValueError(f"{m_.describe()}: the sensitive hierarchy is not given")
+                h_s = m_.hierarchy
+                n_v = self.sensitive[m_.attribute].n_values
+                if n_v > h_s.domain_size:
+                    raise ValueError(f"{m_.describe()}: codes exceed the hierarchy's domain")
+                self._level_maps[id(m_)] = [h_s.maps[lvl][:n_v] for lvl in range(1, h_s.levels)]
         # Per column, per level: generalized codes of every deduplicated row, and cardinalities.
         self.level_codes = [
             [h.maps[lvl][self.codes[:, d]].astype(np.int64) for lvl in range(h.levels)]
@@ -221,7 +240,9 @@ class Problem:
                         else privacy.entropy_l_violations(counts, m.l)
                     )
                 else:
-                    v = privacy.t_violations(counts, s.global_dist, m.t, m.distance)
+                    v = privacy.t_violations(
+                        counts, s.global_dist, m.t, m.distance, self._level_maps.get(id(m))
+                    )
             per_model[m.describe()] = int(sizes[v].sum())
             bad |= v
         return sizes, bad, per_model
@@ -257,6 +278,10 @@ class Problem:
             ok = sizes[~bad]
             n_s = float(sizes[bad].sum())
             return float((ok.astype(float) ** 2).sum() + n_s * self.n)
+        if self.metric == "discernibility_monotonic":
+            return float((sizes.astype(float) ** 2).sum())
+        if self.metric == "entropy_monotonic":
+            return float(sum(self.stats[d].entropy_total[lvl] for d, lvl in enumerate(node)))
         rows_bad = bad[cls]
         w_s = t.weights[rows_bad]
         n_s = float(w_s.sum())
@@ -272,7 +297,7 @@ class Problem:
         total = 0.0
         for d, lvl in enumerate(node):
             st = self.stats[d]
-            total += st.entropy_total[lvl] + float((st.log_gen[lvl][c_all[:, d]] * w_s).sum())
+            total += st.entropy_total[lvl] + suppression_entropy(st, lvl, c_all[:, d], w_s)
         return total
 
     def metrics(self, node: Sequence[int]) -> dict[str, float]:
@@ -296,7 +321,7 @@ class Problem:
                 axis=1,
             )
             return aggregate_loss(per_col, self.loss_aggregate)
-        if self.metric == "entropy":
+        if self.metric in ("entropy", "entropy_monotonic"):
             return sum(
                 self.stats[d].entropy_total[self.nodes[:, d]] for d in range(len(self.hierarchies))
             )
@@ -314,7 +339,9 @@ def optimal_search(problem: Problem) -> SearchResult:
     order = np.lexsort((nodes.sum(axis=1), lb))
     status = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 satisfied, -1 fails
     monotone = problem.monotone
-    exact_lb = problem.max_outliers == 0 and problem.metric in ("loss", "entropy")
+    exact_lb = problem.metric == "entropy_monotonic" or (
+        problem.max_outliers == 0 and problem.metric in ("loss", "entropy")
+    )
     heights = np.array(problem.heights, dtype=np.int64)
     strides = np.ones(len(heights), dtype=np.int64)
     for d in range(len(heights) - 2, -1, -1):

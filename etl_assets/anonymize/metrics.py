@@ -4,11 +4,16 @@
   (leaves under the generalized value - 1) / (hierarchy domain size - 1); a suppressed record
   counts 1. Dimensions are aggregated with ARX's default geometric mean
   (``prod(v_i + 1) ** (1/q) - 1``) or the arithmetic mean.
-- Non-uniform entropy (``MetricMDNUEntropy``): sum over QIs and records of
-  ``log2(freq(generalized value) / freq(original value))``, frequencies in the input; a
-  suppressed record counts as generalized to the root: ``log2(N / freq(original value))``.
-- Discernibility (``MetricSDNMDiscernability``): sum of squared class sizes of non-suppressed
-  classes plus ``|suppressed| * N``.
+- Non-uniform entropy (``MetricMDNUNMEntropyPrecomputed``, ARX's default non-monotonic
+  variant): sum over QIs and *all* records of ``log2(freq(generalized value) / freq(original
+  value))``, frequencies in the input, plus, per QI, the entropy of suppressing the suppressed
+  records' generalized values: ``sum_g c_g * log2(S / c_g)`` with ``S`` suppressed records and
+  ``c_g`` of them with generalized value ``g``.
+  The monotonic variant (``MetricMDNUEntropyPrecomputed``, ``entropy_monotonic``) ignores
+  suppression: only the first term.
+- Discernibility (``MetricSDNMDiscernability``, non-monotonic DM): sum of squared class sizes of
+  non-suppressed classes plus ``|suppressed| * N``. The monotonic DM* (``MetricSDDiscernability``,
+  ``discernibility_monotonic``) is the sum of squared sizes of all classes, suppressed or not.
 - Average equivalence class size, minimum class size and suppressed records.
 """
 
@@ -21,6 +26,16 @@ import numpy as np
 
 from .hierarchy import Hierarchy
 
+# Metrics the search can minimize (ARX: Loss, non-monotonic / monotonic non-uniform entropy,
+# non-monotonic DM / monotonic DM*).
+METRICS = (
+    "loss",
+    "entropy",
+    "entropy_monotonic",
+    "discernibility",
+    "discernibility_monotonic",
+)
+
 
 @dataclass
 class ColumnStats:
@@ -28,16 +43,15 @@ class ColumnStats:
 
     shares: list[np.ndarray]  # level -> per level-0 code: normalized loss share
     log_ratio: list[np.ndarray]  # level -> per level-0 code: log2(freq(gen) / freq(orig))
-    log_gen: list[np.ndarray]  # level -> per level-0 code: log2(N / freq(gen)), extra if suppressed
+    maps: np.ndarray  # (levels, domain): level-0 code -> generalized code
     loss_total: np.ndarray  # level -> sum over records of share (no suppression)
     entropy_total: np.ndarray  # level -> sum over records of log_ratio (no suppression)
 
 
 def column_stats(h: Hierarchy, codes: np.ndarray, weights: np.ndarray) -> ColumnStats:
     """Precompute loss shares and entropy terms per level for level-0 ``codes`` with ``weights``."""
-    n = float(weights.sum())
     freq0 = np.bincount(codes, weights=weights, minlength=h.domain_size)
-    shares, log_ratio, log_gen, loss_total, ent_total = [], [], [], [], []
+    shares, log_ratio, loss_total, ent_total = [], [], [], []
     with np.errstate(divide="ignore", invalid="ignore"):
         for lvl in range(h.levels):
             s = h.shares(lvl)
@@ -45,10 +59,25 @@ def column_stats(h: Hierarchy, codes: np.ndarray, weights: np.ndarray) -> Column
             freq_l = np.bincount(h.maps[lvl], weights=freq0, minlength=len(h.labels[lvl]))
             lr = np.where(freq0 > 0, np.log2(freq_l[h.maps[lvl]] / freq0), 0.0)
             log_ratio.append(lr)
-            log_gen.append(np.where(freq0 > 0, np.log2(n / freq_l[h.maps[lvl]]), 0.0))
             loss_total.append(float((s * freq0).sum()))
             ent_total.append(float((lr * freq0).sum()))
-    return ColumnStats(shares, log_ratio, log_gen, np.array(loss_total), np.array(ent_total))
+    return ColumnStats(shares, log_ratio, h.maps, np.array(loss_total), np.array(ent_total))
+
+
+def suppression_entropy(st: ColumnStats, level: int, codes_s: np.ndarray, w_s: np.ndarray) -> float:
+    """ARX's entropy of suppressing records: ``sum_g c_g log2(S / c_g)`` over generalized values.
+
+    ``codes_s`` are the level-0 codes of the suppressed rows (weights ``w_s``); ``c_g`` counts the
+    suppressed records whose value at ``level`` is ``g`` and ``S`` all suppressed records
+    (``MetricMDNUNMEntropyPrecomputed.getInformationLossInternal``).
+    """
+    total = float(w_s.sum())
+    if total <= 0:
+        return 0.0
+    g = st.maps[level][codes_s]
+    c = np.bincount(g, weights=w_s)
+    c = c[c > 0]
+    return float((c * np.log2(total / c)).sum())
 
 
 def aggregate_loss(per_column: np.ndarray, how: str = "geometric") -> np.ndarray:
@@ -81,20 +110,24 @@ def node_metrics(
     w_s = weights[suppressed]
     n_supp = float(w_s.sum())
     per_col = np.empty(len(stats))
-    entropy = 0.0
+    entropy_mono = 0.0
+    entropy_supp = 0.0
     for d, (st, lvl) in enumerate(zip(stats, node, strict=True)):
         c_s = codes[suppressed, d]
         loss_d = st.loss_total[lvl] - float((st.shares[lvl][c_s] * w_s).sum()) + n_supp
         per_col[d] = loss_d / n if n else 0.0
-        entropy += st.entropy_total[lvl] + float((st.log_gen[lvl][c_s] * w_s).sum())
+        entropy_mono += st.entropy_total[lvl]
+        entropy_supp += suppression_entropy(st, lvl, c_s, w_s)
     ok_sizes = class_sizes[class_ok]
     n_classes = int(len(ok_sizes))
     return {
         "loss": float(aggregate_loss(per_col, loss_aggregate)),
         "loss_arithmetic": float(per_col.mean()) if len(per_col) else 0.0,
         "loss_geometric": float(aggregate_loss(per_col, "geometric")) if len(per_col) else 0.0,
-        "entropy": float(entropy),
+        "entropy": float(entropy_mono + entropy_supp),
+        "entropy_monotonic": float(entropy_mono),
         "discernibility": float((ok_sizes.astype(float) ** 2).sum() + n_supp * n),
+        "discernibility_monotonic": float((np.asarray(class_sizes, dtype=float) ** 2).sum()),
         "avg_class_size": float(ok_sizes.sum() / n_classes) if n_classes else 0.0,
         "min_class_size": float(ok_sizes.min()) if n_classes else 0.0,
         "classes": float(n_classes),

@@ -60,12 +60,55 @@ def entropy_l_violations(counts: np.ndarray, l: float) -> np.ndarray:  # noqa: E
     return h < np.log(l) - 1e-12
 
 
-def emd(counts: np.ndarray, global_dist: np.ndarray, distance: str = "equal") -> np.ndarray:
+def hierarchical_emd(
+    counts: np.ndarray, global_dist: np.ndarray, level_maps: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Hierarchical-distance EMD (Li et al., ICDE 2007; ARX ``HierarchicalDistanceTCloseness``).
+
+    ``level_maps[l - 1][v]`` is the node at level ``l`` (1..H, H = root level) above value ``v``.
+    Every inner node at level ``l`` costs ``l / H * min(pos, neg)``, where ``pos``/``neg`` sum the
+    positive/negative surplus (global minus class share) of its children.
+    """
+    sizes = counts.sum(axis=1, keepdims=True)
+    p = np.divide(counts, sizes, out=np.zeros_like(counts, dtype=float), where=sizes > 0)
+    extra = global_dist[None, :] - p
+    height = len(level_maps)
+    prev = np.arange(counts.shape[1])
+    cost = np.zeros(len(counts))
+    for lvl, cur in enumerate(level_maps, start=1):
+        cur = np.asarray(cur[: counts.shape[1]], dtype=np.int64)
+        n_prev, n_cur = (
+            int(prev.max()) + 1 if len(prev) else 0,
+            int(cur.max()) + 1 if len(cur) else 0,
+        )
+        parent = np.zeros(n_prev, dtype=np.int64)
+        parent[prev] = cur
+        up = np.zeros((n_prev, n_cur))
+        up[np.arange(n_prev), parent] = 1.0
+        pos = np.maximum(extra, 0.0) @ up
+        neg = np.maximum(-extra, 0.0) @ up
+        cost += (lvl / height) * np.minimum(pos, neg).sum(axis=1)
+        extra = extra @ up
+        prev = cur
+    return cost
+
+
+def emd(
+    counts: np.ndarray,
+    global_dist: np.ndarray,
+    distance: str = "equal",
+    level_maps: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
     """Earth mover's distance of each class's distribution to the global one.
 
     ``equal``: half the L1 distance. ``ordered``: columns are in value order; sum of absolute
-    cumulative differences over (m - 1), as in Li et al., ICDE 2007.
+    cumulative differences over (m - 1), as in Li et al., ICDE 2007. ``hierarchical``: see
+    ``hierarchical_emd`` (``level_maps`` from the sensitive attribute's hierarchy).
     """
+    if distance == "hierarchical":
+        if level_maps is None:
+            raise ValueError("hierarchical t-closeness needs the sensitive attribute's hierarchy")
+        return hierarchical_emd(counts, global_dist, level_maps)
     sizes = counts.sum(axis=1, keepdims=True)
     p = np.divide(counts, sizes, out=np.zeros_like(counts, dtype=float), where=sizes > 0)
     diff = p - global_dist[None, :]
@@ -76,14 +119,20 @@ def emd(counts: np.ndarray, global_dist: np.ndarray, distance: str = "equal") ->
         if m <= 1:
             return np.zeros(len(counts))
         return np.abs(np.cumsum(diff, axis=1)[:, :-1]).sum(axis=1) / (m - 1)
-    raise ValueError(f"t-closeness distance {distance!r}; expected 'equal' or 'ordered'")
+    raise ValueError(
+        f"t-closeness distance {distance!r}; expected 'equal', 'ordered' or 'hierarchical'"
+    )
 
 
 def t_violations(
-    counts: np.ndarray, global_dist: np.ndarray, t: float, distance: str = "equal"
+    counts: np.ndarray,
+    global_dist: np.ndarray,
+    t: float,
+    distance: str = "equal",
+    level_maps: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Classes whose distance to the global distribution exceeds ``t``."""
-    return emd(counts, global_dist, distance) > t + 1e-12
+    return emd(counts, global_dist, distance, level_maps) > t + 1e-12
 
 
 # ----------------------------------------------------------------------------- table checks
@@ -199,14 +248,22 @@ def check_t_closeness(
     distance: str = "equal",
     order: Sequence | None = None,
     reference: pd.Series | None = None,
+    hierarchy=None,
 ) -> CheckResult:
     """Every class's sensitive distribution is within EMD ``t`` of the whole table's.
 
     ``ordered`` distance orders values by ``order`` or, by default, sorted (numeric) order.
+    ``hierarchical`` distance uses ``hierarchy`` (a ``Hierarchy`` of the sensitive attribute).
     ``reference`` (e.g. the input column before suppression) overrides the global distribution.
     """
     cls, n = table_classes(df, qis)
     _require(df, [sensitive])
+    level_maps = None
+    if distance == "hierarchical":
+        if hierarchy is None:
+            raise ValueError("hierarchical t-closeness needs the sensitive attribute's hierarchy")
+        order = list(hierarchy.table[:, 0])
+        level_maps = [hierarchy.maps[lvl] for lvl in range(1, hierarchy.levels)]
     if reference is not None and order is None:
         both = pd.concat([df[sensitive], reference], ignore_index=True)
         order = pd.unique(both.sort_values(kind="stable"))
@@ -218,7 +275,7 @@ def check_t_closeness(
         ref = pd.Categorical(reference, categories=list(order))
         g = np.bincount(ref.codes[ref.codes >= 0], minlength=m).astype(float)
     g = g / max(g.sum(), 1)
-    d = emd(counts, g, distance)
+    d = emd(counts, g, distance, level_maps)
     bad = d > t + 1e-12
     sizes = counts.sum(axis=1)
     return CheckResult(

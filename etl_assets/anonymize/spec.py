@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from .hierarchy import Hierarchy
+from .metrics import METRICS
 
 Role = Literal["quasi_identifier", "sensitive", "identifier", "insensitive"]
 
@@ -83,8 +84,11 @@ class PrivacyModel:
     l: int | float | None = None  # noqa: E741 - the literature's name
     variant: Literal["distinct", "entropy"] = "distinct"
     t: float | None = None
-    distance: Literal["equal", "ordered"] = "equal"
+    distance: Literal["equal", "ordered", "hierarchical"] = "equal"
     attribute: str | None = None  # the sensitive attribute (defaults to the only one)
+    # hierarchical distance: the sensitive attribute's hierarchy (the engine builds it from the
+    # sensitive column's ``generalization``; programmatic callers may set it directly)
+    hierarchy: Hierarchy | str | None = None
 
     def describe(self) -> str:
         """Short human-readable name, e.g. ``k-anonymity k=5``."""
@@ -111,7 +115,9 @@ class AnonymizationSpec:
     columns: list[ColumnSpec] = field(default_factory=list)
     privacy_models: list[PrivacyModel] = field(default_factory=list)
     suppression_limit: float = 0.0  # fraction of records that may be suppressed
-    metric: Literal["loss", "entropy", "discernibility"] = "loss"
+    metric: Literal[
+        "loss", "entropy", "entropy_monotonic", "discernibility", "discernibility_monotonic"
+    ] = "loss"
     loss_aggregate: Literal["geometric", "arithmetic"] = "geometric"  # ARX MetricMDNMLoss default
     suppressed_records: Literal["drop", "mask"] = "drop"
     marker: str = "*"
@@ -138,9 +144,9 @@ class AnonymizationSpec:
             raise SpecError(
                 f"{where}: suppression_limit must be a fraction in [0, 1], got {self.suppression_limit}"
             )
-        if self.metric not in ("loss", "entropy", "discernibility"):
+        if self.metric not in METRICS:
             raise SpecError(
-                f"{where}: metric {self.metric!r}; expected loss, entropy or discernibility"
+                f"{where}: metric {self.metric!r}; expected one of {', '.join(METRICS)}"
             )
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
@@ -166,11 +172,20 @@ class AnonymizationSpec:
             ):
                 raise SpecError(f"{where}: l-diversity needs l >= 1 and variant distinct|entropy")
             if m.kind == "t-closeness" and (
-                m.t is None or not 0 <= m.t <= 1 or m.distance not in ("equal", "ordered")
+                m.t is None
+                or not 0 <= m.t <= 1
+                or m.distance not in ("equal", "ordered", "hierarchical")
             ):
                 raise SpecError(
-                    f"{where}: t-closeness needs t in [0, 1] and distance equal|ordered"
+                    f"{where}: t-closeness needs t in [0, 1] and distance equal|ordered|hierarchical"
                 )
+            if m.kind == "t-closeness" and m.distance == "hierarchical" and not m.hierarchy:
+                col = self.column(m.attribute)
+                if col is None or col.generalization is None:
+                    raise SpecError(
+                        f"{where}: hierarchical t-closeness on {m.attribute!r} needs a "
+                        "'generalization' hierarchy on that sensitive column"
+                    )
         if self.privacy_models and not self.quasi_identifiers:
             raise SpecError(
                 f"{where}: privacy models given but no column has role quasi_identifier"
