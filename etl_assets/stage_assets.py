@@ -443,12 +443,16 @@ def upload_asset(
                 asset_key=f.key(m, "upload", t.name),
                 metadata={
                     **f.common_metadata(loaded, version),
-                    "dagster/row_count": dg.MetadataValue.int(
-                        sum(report.rows.get(n, 0) for n in names)
-                    ),
+                    # the records of the table (for anatomization: its QIT; the ST has groups)
+                    "dagster/row_count": dg.MetadataValue.int(report.rows.get(names[0], 0)),
                     "dm/inserted_rows": dg.MetadataValue.int(
                         sum(report.inserted.get(n, 0) for n in names)
                     ),
+                    **{
+                        f"dm/rows_{n}": dg.MetadataValue.int(report.rows.get(n, 0))
+                        for n in names
+                        if len(names) > 1
+                    },
                     "dm/published_as": ", ".join(report.locations.get(n, "") for n in names),
                     "dm/croissant": dg.MetadataValue.path(str(report.croissant_path)),
                     "dm/sink": report.sink,

@@ -192,3 +192,34 @@ def test_killed_upload_leaves_previous_version_readable(pg_url, tmp_path):
             )
         }
     assert "t__v1_0_2" not in tables
+
+
+def test_staff_survey_publishes_what_its_privacy_models_promise(
+    modules_dir, resources, instance, pg_url
+):
+    """Every anonymization operation at once; the published data is checked independently."""
+    from pycanon import anonymity
+
+    result = run_version(modules_dir / "staff_survey", "2.3.1", resources, instance)
+    assert result.success
+    checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert checks and all(c.passed for c in checks), [c.description for c in checks]
+    with psycopg.connect(pg_url) as conn:
+        responses = pd.read_sql("SELECT * FROM dm_staff_survey.responses", conn)
+        qit = pd.read_sql("SELECT * FROM dm_staff_survey.sick_leave_qit", conn)
+        st = pd.read_sql("SELECT * FROM dm_staff_survey.sick_leave_st", conn)
+    qis = ["age", "gender", "postcode", "department"]
+    assert anonymity.k_anonymity(responses, qis) >= 5
+    assert anonymity.l_diversity(responses, qis, ["salary_band"]) >= 2
+    assert responses["employee_id"].str.fullmatch(r"[0-9a-f]{32}").all()  # pseudonyms
+    assert set(responses["satisfaction"]) <= {1, 2, 3, 4, 5}  # permuted, not invented
+    # anatomization: diagnoses only in the ST, every group 3-diverse, QIT and ST joined by group
+    assert "diagnosis" not in qit.columns
+    assert st.groupby("group_id")["diagnosis"].nunique().min() >= 3
+    assert set(qit["group_id"]) == set(st["group_id"])
+    assert (qit["days_absent"] % 5 == 0).all()  # rounded to base 5
+    assert qit["age"].str.fullmatch(r"\[\d+, \d+\)").all()  # 10-year intervals
