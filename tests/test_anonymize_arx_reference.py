@@ -443,3 +443,112 @@ def test_arx_reference_search_equals_oracle(
     oracle = exhaustive_search(_problem(case, adult, hierarchies))
     assert fast.best.node == oracle.best.node
     assert fast.best.score == pytest.approx(oracle.best.score, rel=1e-12)
+
+
+# --- TestAnonymizationHeuristic.java (Adult, all 9 attributes as QIs): ARX's Lightning heuristic
+# with a 1000-step limit, so ARX's transformation need not be optimal. Our metric must give ARX's
+# value at ARX's transformation, and our optimum must be at least as good; ``optimal`` marks the
+# cases where the heuristic did reach the optimum (then we must find the same one).
+H_FILE = "TestAnonymizationHeuristic.java"
+HEURISTIC = [
+    # source, limit, metric, gs-factor, k, ARX loss, ARX transformation, optimal
+    (f"{H_FILE}#0", 1.0, "loss", 0.5, 5, 0.22041192847984292, (0, 3, 0, 0, 2, 1, 1, 1, 0), True),
+    (f"{H_FILE}#1", 0.04, ENT_NM, 0.5, 100, 400196.319223464, (1, 1, 1, 1, 2, 2, 2, 2, 1), False),
+    (f"{H_FILE}#2", 1.0, "loss", 0.1, 5, 0.09257312971977383, (0, 3, 0, 0, 0, 0, 0, 0, 0), True),
+    (f"{H_FILE}#3", 1.0, ENT_NM, 0.5, 100, 377248.23689620313, (0, 1, 1, 1, 2, 2, 2, 2, 0), False),
+    (f"{H_FILE}#4", 0.04, "loss", 0.5, 5, 0.26611081915757495, (0, 3, 0, 1, 1, 1, 1, 2, 0), True),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "limit", "metric", "gs", "k", "loss", "transformation", "optimal"),
+    HEURISTIC,
+    ids=[h[0].replace("TestAnonymization", "").replace(".java", "") for h in HEURISTIC],
+)
+def test_arx_heuristic_reference(
+    source, limit, metric, gs, k, loss, transformation, optimal, adult, hierarchies
+) -> None:
+    hs = [hierarchies[c] for c in adult.columns]
+    codes = encode_codes(adult, list(adult.columns), hs)
+    problem = Problem(
+        hs, codes, [PrivacyModel("k-anonymity", k=k)], {}, limit, metric, "geometric", gs
+    )
+    theirs = problem.evaluate(transformation)
+    assert theirs.satisfied
+    # ARX rounds each dimension to 10 decimals before aggregating: relative 1e-9 at most.
+    assert theirs.score == pytest.approx(loss, rel=1e-6)
+    best = optimal_search(problem).best
+    assert best.score <= theirs.score * (1 + 1e-12)
+    if optimal:
+        assert best.node == transformation
+        assert best.score == pytest.approx(loss, rel=1e-6)
+    else:
+        assert best.score < loss * (1 - 1e-3), "the heuristic was expected to miss the optimum"
+
+
+# --- TestUtilityMetricsLoss.java (Adult, sensitive occupation): Loss with ARX's RANK aggregate
+# (the per-QI losses sorted in descending order, compared lexicographically) for several
+# gs-factors and suppression limits 100% / 5%. We do not optimize RANK (our search minimizes one
+# number); we check the per-QI Loss vector at ARX's transformation, which pins down the Loss
+# semantics: domain shares, gs-factor weighting of generalization vs. suppression, normalization.
+U_FILE = "TestUtilityMetricsLoss.java"
+_KH = (_k(5), _t(0.2, "hierarchical"))
+_H = (_t(0.2, "hierarchical"),)
+_K = (_k(5),)
+_V0 = (0.8630926331, 0.838230697, 0.8357221006, 0.8169882633) + (0.7735229759,) * 4
+_V4 = (1.0,) * 5 + (0.3077954048, 0.0458855513, 0.0458855513)
+_V30 = (0.6778091018, 0.6746031746, 0.6657963446, 0.650273224, 0.6296296296, 0.5151515151)
+_V30 += (0.2796355377, 0.0)
+RANK_CASES = [
+    # case, limit, gs-factor, models, ARX's sorted Loss vector, ARX transformation
+    (0, 1.0, 0.5, _KH, _V0, (0, 3, 0, 0, 2, 1, 1, 0)),
+    (1, 1.0, 0.5, _K, (0.297248193, 0.29678055) + (0.1297659306,) * 6, (0, 3, 0, 0, 1, 0, 0, 0)),
+    (2, 1.0, 0.5, _H, _V0, (0, 3, 0, 0, 2, 1, 1, 0)),
+    (4, 0.05, 0.5, _KH, _V4, (1, 4, 0, 0, 3, 1, 2, 1)),
+    (8, 0.05, 0.5, _H, _V4, (1, 4, 0, 0, 3, 1, 2, 1)),
+    (10, 1.0, 0.0, _KH, (0.0,) * 8, (0,) * 8),
+    (11, 1.0, 0.0, _K, (0.0,) * 8, (0,) * 8),
+    (14, 0.05, 0.0, _KH, (1.0,) * 5 + (0.2728756382, 0.0, 0.0), (1, 4, 0, 0, 3, 1, 2, 1)),
+    (18, 0.05, 0.0, _H, (1.0,) * 5 + (0.2728756382, 0.0, 0.0), (1, 4, 0, 0, 3, 1, 2, 1)),
+    (20, 1.0, 0.33, _KH, (0.6348915854,) + (0.6195185995,) * 7, (0, 1, 0, 0, 0, 0, 0, 0)),
+    (21, 1.0, 0.33, _K, (0.2300344804,) + (0.1976148796,) * 7, (0, 1, 0, 0, 0, 0, 0, 0)),
+    (
+        24,
+        0.05,
+        0.33,
+        _KH,
+        (1.0,) * 5 + (0.2959226841,) + (0.0302844638,) * 2,
+        (1, 4, 0, 0, 3, 1, 2, 1),
+    ),
+    (30, 1.0, 0.66, _KH, _V30, (0, 4, 1, 1, 3, 2, 2, 1)),
+    (
+        31,
+        1.0,
+        0.66,
+        _K,
+        (0.2366229645, 0.2359393534, 0.1843930011, 0.1821869476) + (0.0624295471,) * 4,
+        (0, 3, 0, 0, 1, 1, 1, 0),
+    ),
+    (34, 0.05, 0.66, _KH, _V30, (0, 4, 1, 1, 3, 2, 2, 1)),
+    (40, 1.0, 1.0, _KH, (0.0,) * 8, (1, 4, 0, 2, 3, 2, 2, 1)),
+    (41, 1.0, 1.0, _K, (0.0,) * 8, (1, 4, 0, 2, 3, 2, 2, 0)),
+    (44, 0.05, 1.0, _KH, (0.0,) * 8, (1, 4, 0, 2, 3, 2, 2, 1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("case_no", "limit", "gs", "models", "vector", "transformation"),
+    RANK_CASES,
+    ids=[f"UtilityMetricsLoss#{r[0]}" for r in RANK_CASES],
+)
+def test_arx_loss_vector_reference(
+    case_no, limit, gs, models, vector, transformation, adult, hierarchies
+) -> None:
+    case = Case(f"{U_FILE}#{case_no}", limit, "loss", models, "occupation", None, None)
+    problem = _problem(case, adult, hierarchies)
+    problem.gs_factor = gs
+    res = problem.evaluate(transformation)
+    assert res.satisfied
+    m = problem.metrics(transformation)
+    ours = sorted((m[f"loss_{i}"] for i in range(len(transformation))), reverse=True)
+    assert ours == pytest.approx(list(vector), abs=1e-9)

@@ -164,6 +164,7 @@ def anonymize_table(
             spec.suppression_limit,
             spec.metric,
             spec.loss_aggregate,
+            spec.loss_gs_factor,
         )
         search = optimal_search(problem)
         result.search = search

@@ -33,6 +33,8 @@ from .metrics import (
     ColumnStats,
     aggregate_loss,
     column_stats,
+    loss_bound,
+    loss_dimension,
     node_metrics,
     suppression_entropy,
 )
@@ -91,6 +93,7 @@ class Problem:
         suppression_limit: float = 0.0,
         metric: str = "loss",
         loss_aggregate: str = "geometric",
+        gs_factor: float = 0.5,
     ) -> None:
         self.hierarchies = list(hierarchies)
         self.models = list(models)
@@ -98,6 +101,7 @@ class Problem:
             raise ValueError(f"metric {metric!r}; expected one of {', '.join(METRICS)}")
         self.metric = metric
         self.loss_aggregate = loss_aggregate
+        self.gs_factor = gs_factor  # ARX Loss gs-factor: 0.5 weighs generalization = suppression
         codes = np.asarray(codes, dtype=np.int64).reshape(len(codes), len(self.hierarchies))
         self.n = len(codes)
         self.max_outliers = int(np.floor(suppression_limit * self.n + 1e-9))
@@ -284,15 +288,14 @@ class Problem:
             return float(sum(self.stats[d].entropy_total[lvl] for d, lvl in enumerate(node)))
         rows_bad = bad[cls]
         w_s = t.weights[rows_bad]
-        n_s = float(w_s.sum())
         c_all = t.codes[rows_bad]
         if self.metric == "loss":
-            per_col = np.empty(len(node))
-            for d, lvl in enumerate(node):
-                st = self.stats[d]
-                per_col[d] = (
-                    st.loss_total[lvl] - float((st.shares[lvl][c_all[:, d]] * w_s).sum()) + n_s
-                ) / self.n
+            per_col = np.array(
+                [
+                    loss_dimension(self.stats[d], lvl, c_all[:, d], w_s, self.n, self.gs_factor)
+                    for d, lvl in enumerate(node)
+                ]
+            )
             return float(aggregate_loss(per_col, self.loss_aggregate))
         total = 0.0
         for d, lvl in enumerate(node):
@@ -305,7 +308,15 @@ class Problem:
         cls, n_classes = self.classes(node)
         sizes, bad, _ = self.violations(cls, n_classes)
         return node_metrics(
-            self.stats, node, self.codes, self.weights, bad[cls], sizes, ~bad, self.loss_aggregate
+            self.stats,
+            node,
+            self.codes,
+            self.weights,
+            bad[cls],
+            sizes,
+            ~bad,
+            self.loss_aggregate,
+            self.gs_factor,
         )
 
     def lower_bounds(self) -> np.ndarray:
@@ -315,7 +326,7 @@ class Problem:
         if self.metric == "loss":
             per_col = np.stack(
                 [
-                    self.stats[d].loss_total[self.nodes[:, d]] / self.n
+                    loss_bound(self.stats[d], self.nodes[:, d], self.n, self.gs_factor)
                     for d in range(len(self.hierarchies))
                 ],
                 axis=1,

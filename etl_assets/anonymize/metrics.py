@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,22 +46,80 @@ class ColumnStats:
     maps: np.ndarray  # (levels, domain): level-0 code -> generalized code
     loss_total: np.ndarray  # level -> sum over records of share (no suppression)
     entropy_total: np.ndarray  # level -> sum over records of log_ratio (no suppression)
+    size: float = 1.0  # hierarchy domain size (rows of the hierarchy, as ARX's DomainShare)
+    raw: list[np.ndarray] = field(default_factory=list)  # level -> ARX domain share leaves/size
+    raw_total: np.ndarray = field(default_factory=lambda: np.zeros(0))  # level -> sum of raw
+
+
+def loss_factors(gs_factor: float = 0.5) -> tuple[float, float]:
+    """ARX ``MetricMDNMLoss`` generalization and suppression factors for a gs-factor in [0, 1]."""
+    if not 0.0 <= gs_factor <= 1.0:
+        raise ValueError(f"gs_factor must be in [0, 1], got {gs_factor}")
+    s_factor = 2.0 * gs_factor if gs_factor < 0.5 else 1.0
+    g_factor = 1.0 if gs_factor <= 0.5 else 1.0 - 2.0 * (gs_factor - 0.5)
+    return g_factor, s_factor
+
+
+def loss_dimension(
+    st: ColumnStats,
+    level: int,
+    codes_s: np.ndarray,
+    w_s: np.ndarray,
+    n: float,
+    gs_factor: float = 0.5,
+) -> float:
+    """ARX Loss of one QI (``MetricMDNMLoss.getInformationLossInternal`` + normalization).
+
+    Non-suppressed records count ``g * leaves/size``, suppressed ones ``1`` (``s`` = 1) or
+    ``share + s * (1 - share)``; the sum is normalized as ``(x - g*n/size) / (n - g*n/size)``.
+    """
+    g_f, s_f = loss_factors(gs_factor)
+    raw_s = float((st.raw[level][codes_s] * w_s).sum()) if len(w_s) else 0.0
+    n_s = float(w_s.sum())
+    supp = n_s if s_f == 1.0 else raw_s + s_f * (n_s - raw_s)
+    agg = g_f * (float(st.raw_total[level]) - raw_s) + supp
+    lo = g_f * n / st.size
+    if n - lo <= 0:
+        return 0.0
+    return max(0.0, (agg - lo) / (n - lo))
+
+
+def loss_bound(st: ColumnStats, levels: np.ndarray, n: float, gs_factor: float = 0.5) -> np.ndarray:
+    """ARX's lower bound of the Loss of one QI at ``levels``: generalization only."""
+    g_f, _ = loss_factors(gs_factor)
+    lo = g_f * n / st.size
+    if n - lo <= 0:
+        return np.zeros(len(levels))
+    return np.maximum(0.0, (g_f * st.raw_total[levels] - lo) / (n - lo))
 
 
 def column_stats(h: Hierarchy, codes: np.ndarray, weights: np.ndarray) -> ColumnStats:
     """Precompute loss shares and entropy terms per level for level-0 ``codes`` with ``weights``."""
     freq0 = np.bincount(codes, weights=weights, minlength=h.domain_size)
-    shares, log_ratio, loss_total, ent_total = [], [], [], []
+    shares, log_ratio, loss_total, ent_total, raw, raw_total = [], [], [], [], [], []
+    size = float(h.domain_size)
     with np.errstate(divide="ignore", invalid="ignore"):
         for lvl in range(h.levels):
             s = h.shares(lvl)
             shares.append(s)
+            r = h.leaves[lvl][h.maps[lvl]] / size
+            raw.append(r)
+            raw_total.append(float((r * freq0).sum()))
             freq_l = np.bincount(h.maps[lvl], weights=freq0, minlength=len(h.labels[lvl]))
             lr = np.where(freq0 > 0, np.log2(freq_l[h.maps[lvl]] / freq0), 0.0)
             log_ratio.append(lr)
             loss_total.append(float((s * freq0).sum()))
             ent_total.append(float((lr * freq0).sum()))
-    return ColumnStats(shares, log_ratio, h.maps, np.array(loss_total), np.array(ent_total))
+    return ColumnStats(
+        shares,
+        log_ratio,
+        h.maps,
+        np.array(loss_total),
+        np.array(ent_total),
+        size,
+        raw,
+        np.array(raw_total),
+    )
 
 
 def suppression_entropy(st: ColumnStats, level: int, codes_s: np.ndarray, w_s: np.ndarray) -> float:
@@ -100,6 +158,7 @@ def node_metrics(
     class_sizes: np.ndarray,
     class_ok: np.ndarray,
     loss_aggregate: str = "geometric",
+    gs_factor: float = 0.5,
 ) -> dict[str, float]:
     """All metrics of a transformation from its classes and the suppressed-row mask.
 
@@ -114,8 +173,7 @@ def node_metrics(
     entropy_supp = 0.0
     for d, (st, lvl) in enumerate(zip(stats, node, strict=True)):
         c_s = codes[suppressed, d]
-        loss_d = st.loss_total[lvl] - float((st.shares[lvl][c_s] * w_s).sum()) + n_supp
-        per_col[d] = loss_d / n if n else 0.0
+        per_col[d] = loss_dimension(st, lvl, c_s, w_s, n, gs_factor) if n else 0.0
         entropy_mono += st.entropy_total[lvl]
         entropy_supp += suppression_entropy(st, lvl, c_s, w_s)
     ok_sizes = class_sizes[class_ok]

@@ -119,6 +119,9 @@ class AnonymizationSpec:
         "loss", "entropy", "entropy_monotonic", "discernibility", "discernibility_monotonic"
     ] = "loss"
     loss_aggregate: Literal["geometric", "arithmetic"] = "geometric"  # ARX MetricMDNMLoss default
+    # ARX Loss gs-factor: 0.5 treats generalization and suppression equally (ARX's default);
+    # < 0.5 makes suppression cheaper, > 0.5 generalization cheaper.
+    loss_gs_factor: float = 0.5
     suppressed_records: Literal["drop", "mask"] = "drop"
     marker: str = "*"
     anatomization: Anatomization | None = None
@@ -144,6 +147,8 @@ class AnonymizationSpec:
             raise SpecError(
                 f"{where}: suppression_limit must be a fraction in [0, 1], got {self.suppression_limit}"
             )
+        if not 0.0 <= self.loss_gs_factor <= 1.0:
+            raise SpecError(f"{where}: loss_gs_factor must be in [0, 1], got {self.loss_gs_factor}")
         if self.metric not in METRICS:
             raise SpecError(
                 f"{where}: metric {self.metric!r}; expected one of {', '.join(METRICS)}"
