@@ -29,7 +29,9 @@ if table == "responses":
                     "postcode": rng.choice(POSTCODES),
                     "department": rng.choice(DEPARTMENTS),
                     "salary_band": band,
-                    "monthly_salary": round(rng.gauss({"low": 2900, "middle": 4300, "high": 6900}[band], 400), 2),
+                    "monthly_salary": round(
+                        rng.gauss({"low": 2900, "middle": 4300, "high": 6900}[band], 400), 2
+                    ),
                     "satisfaction": rng.randint(1, 5),
                     "wants_to_leave": rng.random() < 0.18,
                 }
