@@ -101,7 +101,9 @@ def build_spec(table: Table, loaded: LoadedModule) -> tuple[engine.Anonymization
         spec = engine.ColumnSpec(name=col.name, role=role)
         for op in col.anonymization:
             if isinstance(op, Generalization):
-                if role == "quasi_identifier":  # others: a fixed level, see _fixed_levels
+                # QIs: the search picks the level; a sensitive column's hierarchy serves
+                # hierarchical t-closeness; other columns get a fixed level (_fixed_levels)
+                if role in ("quasi_identifier", "sensitive"):
                     spec.generalization = _generalization(op, loaded.folder)
             elif isinstance(op, Suppression):
                 spec.suppress = True
@@ -158,6 +160,7 @@ def build_spec(table: Table, loaded: LoadedModule) -> tuple[engine.Anonymization
         privacy_models=models,
         suppression_limit=privacy.suppressionLimit if privacy else 0.0,
         metric=privacy.metric if privacy else "loss",
+        loss_gs_factor=privacy.lossGsFactor if privacy else 0.5,
         anatomization=anatomization,
     )
     return spec, key
@@ -185,7 +188,7 @@ def _fixed_levels(out: pd.DataFrame, table: Table, loaded: LoadedModule) -> list
     qis = set(table.privacy.quasiIdentifiers) if table.privacy else set()
     done = []
     for name, op in _column_ops(table, Generalization):
-        if name in qis or name not in out.columns:
+        if name in qis or name not in out.columns or op.level is None:
             continue
         h = hier.build(out[name], _generalization(op, loaded.folder).as_config())
         level = min(op.level, h.levels - 1)
@@ -267,16 +270,19 @@ def drop_orphans(
     return out, concat_quarantine(parts)
 
 
-def verify_outbox_privacy(outbox, loaded: LoadedModule, table: Table, version: str | None):
-    """Check the published outbox data against every declared privacy model, independently."""
+def verify_outbox_privacy(
+    outbox, loaded: LoadedModule, table: Table, version: str | None, reference=None
+):
+    """Check the outbox data against every declared privacy model, independently of the search;
+    t-closeness compares with `reference` (the clean input) as the search did."""
     privacy = table.privacy
     if privacy is None or version is None:
         return True, "no privacy model declared", {}
     names = published_tables(table)
     if len(names) == 2:  # anatomization: the QIT/ST pair guarantees l-diversity by construction
         st = outbox.read_table(loaded.name, version, names[1])
-        groups = st.groupby("group_id")
-        distinct = int(groups.size().min()) if len(st) else 0
+        attr = next(name for name, _ in _column_ops(table, Anatomization))
+        distinct = int(st.groupby("group_id")[attr].nunique().min()) if len(st) else 0
         l_value = next((pm.l for pm in privacy.models if pm.type == "l-diversity"), 2) or 2
         return (
             distinct >= l_value,
@@ -284,26 +290,15 @@ def verify_outbox_privacy(outbox, loaded: LoadedModule, table: Table, version: s
             {"min_distinct": distinct},
         )
     df = outbox.read_table(loaded.name, version, table.name)
-    qis = list(privacy.quasiIdentifiers)
-    failures, achieved = [], {}
-    for pm in privacy.models:
-        attr = pm.attribute or (privacy.sensitive[0] if privacy.sensitive else None)
-        if pm.type == "k-anonymity":
-            res = engine.check_k_anonymity(df, qis, pm.k)
-        elif pm.type == "l-diversity":
-            res = engine.check_l_diversity(df, qis, attr, pm.l, variant=pm.variant or "distinct")
-        else:
-            res = engine.check_t_closeness(df, qis, attr, pm.t, distance=pm.distance or "equal")
-        achieved[pm.type] = float(res.achieved)
-        if not res.satisfied:
-            failures.append(
-                f"{pm.type}: {res.violating_records} of {res.records} records violate it"
-                f" (the table reaches {res.achieved:g})"
-            )
+    spec, _ = build_spec(table, loaded)
+    results = engine.verify_table(df, spec, reference=reference)
+    achieved = {r.model: float(r.achieved) for r in results}
+    failures = [r.message() for r in results if not r.satisfied]
     if failures:
         return False, "; ".join(failures), achieved
     return (
         True,
-        "all declared privacy models hold: " + ", ".join(f"{k} {v:g}" for k, v in achieved.items()),
+        "all declared privacy models hold: "
+        + ", ".join(f"{k} (reached {v:g})" for k, v in achieved.items()),
         achieved,
     )

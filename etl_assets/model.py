@@ -207,7 +207,11 @@ class PrivacyModel(_Model):
     l: int | None = Field(default=None, ge=2)  # noqa: E741 - the model's own letter
     t: float | None = Field(default=None, gt=0, le=1)
     variant: Literal["distinct", "entropy"] | None = None
-    distance: Literal["equal", "ordered"] | None = None
+    distance: Literal["equal", "ordered", "hierarchical"] | None = Field(
+        default=None,
+        description="t-closeness ground distance; hierarchical uses the sensitive column's"
+        " generalization hierarchy",
+    )
     attribute: str | None = Field(default=None, description="the sensitive column (l, t)")
 
     @model_validator(mode="after")
@@ -225,7 +229,16 @@ class Privacy(_Model):
     sensitive: list[str] = Field(default_factory=list)
     models: list[PrivacyModel] = Field(min_length=1)
     suppressionLimit: float = Field(default=0.0, ge=0, le=1, description="fraction of records")
-    metric: Literal["loss", "entropy", "discernibility"] = "loss"
+    metric: Literal[
+        "loss", "entropy", "entropy_monotonic", "discernibility", "discernibility_monotonic"
+    ] = Field(default="loss", description="the information loss the search minimizes (ARX's)")
+    lossGsFactor: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="ARX's gs-factor of the loss metric: below 0.5 suppression is cheaper,"
+        " above 0.5 generalization is",
+    )
 
 
 # --- tables --------------------------------------------------------------------------------------

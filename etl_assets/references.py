@@ -155,7 +155,12 @@ def check_references(module: DataModule, folder: Path | None = None) -> list[Pro
                                 " quasi-identifier; remove it",
                             )
                         )
-                    if not is_qi and op.level is None:
+                    hierarchical_target = table.privacy is not None and any(
+                        pm.distance == "hierarchical"
+                        and (pm.attribute or (table.privacy.sensitive or [None])[0]) == column.name
+                        for pm in table.privacy.models
+                    )
+                    if not is_qi and op.level is None and not hierarchical_target:
                         problems.append(
                             Problem(
                                 f"{awhere}.level",
@@ -196,6 +201,16 @@ def check_references(module: DataModule, folder: Path | None = None) -> list[Pro
                     elif attr not in column_names:
                         problems.append(
                             Problem(f"{pwhere}.models[{mi}].attribute", f"unknown column {attr!r}")
+                        )
+                    elif pm.distance == "hierarchical" and not any(
+                        isinstance(op, Generalization) and op.hierarchy is not None
+                        for op in table.column(attr).anonymization
+                    ):
+                        problems.append(
+                            Problem(
+                                f"{pwhere}.models[{mi}].distance",
+                                f"hierarchical distance needs a generalization hierarchy on {attr!r}",
+                            )
                         )
 
     problems.extend(_foreign_key_cycles(module))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from etl_assets import factory as f
 from etl_assets.anonymization import anonymize_for_module, drop_orphans, published_tables
+from etl_assets.anonymize import HierarchyError, PrivacyModelUnsatisfiable, SpecError
 from etl_assets.cleaning import clean_table
 from etl_assets.errors import ExtractionError, UploadError
 from etl_assets.extract import extract_entry, outbox_durable
@@ -289,7 +290,11 @@ def anonymize_asset(
         **parents: dict[str, pd.DataFrame],
     ):
         version = context.partition_key
-        result = anonymize_for_module(clean, table, loaded, version)
+        try:
+            result = anonymize_for_module(clean, table, loaded, version)
+        except (PrivacyModelUnsatisfiable, SpecError, HierarchyError) as exc:
+            # no retry can fix it: the data cannot meet the declared model, or the spec is wrong
+            raise dg.Failure(description=f"{table.name}: {exc}", allow_retries=False) from exc
         parent_tables = {p: parents[f"parent_{p}"][p] for p in fk_parents}
         tables, orphans = drop_orphans(result.tables, table, parent_tables, version)
         outbox.write_quarantine(m, version, f"{table.name}__anonymize", orphans)
@@ -379,11 +384,17 @@ def outbox_checks(
         description="the outbox data satisfies "
         + ", ".join(pm.type for pm in table.privacy.models),
     )
-    def _privacy(context: dg.AssetCheckExecutionContext, outbox: OutboxResource):
+    def _privacy(
+        context: dg.AssetCheckExecutionContext,
+        outbox: OutboxResource,
+        dm_io_manager: dg.ResourceParam[ParquetIOManager],
+    ):
         from etl_assets.anonymization import verify_outbox_privacy
 
+        version = context.partition_key
+        clean = dm_io_manager.read(f.key(m, "clean", table.name), version)
         passed, message, metrics = verify_outbox_privacy(
-            outbox, loaded, table, context.partition_key if context.has_partition_key else None
+            outbox, loaded, table, version, reference=clean
         )
         return dg.AssetCheckResult(passed=passed, description=message, metadata=metrics)
 

@@ -223,3 +223,22 @@ def test_staff_survey_publishes_what_its_privacy_models_promise(
     assert set(qit["group_id"]) == set(st["group_id"])
     assert (qit["days_absent"] % 5 == 0).all()  # rounded to base 5
     assert qit["age"].str.fullmatch(r"\[\d+, \d+\)").all()  # 10-year intervals
+
+
+def test_unsatisfiable_privacy_model_fails_the_version_and_says_by_how_much(
+    modules_dir, resources, instance, pg_url
+):
+    path = modules_dir / "staff_survey" / "module.jsonld"
+    doc = json.loads(path.read_text())
+    privacy = doc["tables"][0]["privacy"]
+    privacy["models"] = [{"type": "k-anonymity", "k": 4000}]
+    privacy["suppressionLimit"] = 0.01
+    path.write_text(json.dumps(doc))
+    result = run_version(modules_dir / "staff_survey", "2.3.1", resources, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "k-anonymity k=4000" in message
+    assert "suppression limit is 1%" in message
+    with psycopg.connect(pg_url) as conn:
+        assert list_versions(conn, "staff_survey") == []
