@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from etl_assets.model import Table
 from etl_assets.rules.foreign_keys import parent_values
 from etl_assets.rules.grouping import candidates, group_codes
-from etl_assets.rules.working_set import arrow_of, to_bool
+from etl_assets.rules.working_set import arrow_of, take, to_bool
 
 if TYPE_CHECKING:
     from etl_assets.rules.engine import RulesResult
@@ -70,7 +70,7 @@ def check_unique_key(data: pd.DataFrame, table: Table) -> tuple[bool, str]:
         return False, f"{nulls} null value(s) in primary key ({', '.join(key)})"
     positions = candidates(arrays, np.ones(len(data), dtype=bool))
     if len(positions):
-        codes = group_codes([a.take(positions) for a in arrays])
+        codes = group_codes([take(a, positions) for a in arrays])
         dup = pd.Series(codes).duplicated(keep=False).to_numpy()
         if dup.any():
             sample = data.iloc[positions[dup][:5]][key].to_dict("records")

@@ -12,10 +12,9 @@ cleaned data finds nothing more to merge.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 from etl_assets.rules.grouping import best_first, candidates, group_codes
-from etl_assets.rules.working_set import WorkingSet
+from etl_assets.rules.working_set import WorkingSet, take
 
 
 def dedupe_columns(ws: WorkingSet) -> list[str]:
@@ -26,13 +25,20 @@ def dedupe_columns(ws: WorkingSet) -> list[str]:
 
 
 def apply_dedupe(ws: WorkingSet) -> None:
-    arrays = [ws.arrow(c) for c in dedupe_columns(ws)]
-    positions = candidates(arrays, ws.alive)
+    columns = dedupe_columns(ws)
+    arrays = [ws.arrow(c) for c in columns]
+    key = ws.table.primaryKey or []
+    positions = np.flatnonzero(ws.alive)
+    if key and columns[: len(key)] == key:
+        # Narrowing on the key columns first also finds the primary-key candidates.
+        positions = candidates(arrays[: len(key)], positions)
+        ws.key_candidates = positions
+        arrays = arrays[len(key) :]
+    positions = candidates(arrays, positions)
     if len(positions) == 0:
         ws.count("duplicates", 0)
         return
-    take = pa.array(positions)
-    codes = group_codes([a.take(take) for a in arrays])
+    codes = group_codes([take(ws.arrow(c), positions) for c in columns])
     winners = best_first(codes, ws.source_rank(positions))
     mask = np.zeros(len(ws.alive), dtype=bool)
     mask[positions[~winners]] = True

@@ -22,19 +22,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from etl_assets.model import DataModule, Table
-from etl_assets.quarantine import concat_quarantine
 from etl_assets.rules.checks import check_conservation, check_foreign_keys, check_unique_key
 from etl_assets.rules.dedupe import apply_dedupe
 from etl_assets.rules.empty_values import apply_empty_rules
 from etl_assets.rules.foreign_keys import apply_foreign_keys
 from etl_assets.rules.primary_keys import apply_primary_key
 from etl_assets.rules.ranges import apply_range_rules
-from etl_assets.rules.working_set import QUARANTINE_DTYPE, WorkingSet, arrow_of, series_of
+from etl_assets.rules.working_set import WorkingSet, series_of
 
 __all__ = [
     "RulesResult",
@@ -75,13 +73,18 @@ def _stable_counts(ws: WorkingSet) -> None:
         ws.count("rekeyed", 0)
 
 
-def _keep(data: pd.DataFrame, alive: np.ndarray) -> pd.DataFrame:
-    """The alive records, filtered column by column in Arrow (no pandas intermediate copies)."""
-    mask = pa.array(alive)
-    columns = {
-        c: series_of(arrow_of(data[c]).filter(mask), pd.RangeIndex(int(alive.sum())))
-        for c in data.columns
-    }
+def _keep(ws: WorkingSet) -> pd.DataFrame:
+    """The alive records, filtered column by column in Arrow (no pandas intermediate copies).
+    Each column is released from `ws.data` once filtered, so a column the rules replaced (fill,
+    clamp, replace, re-key) does not stay alive next to the filtered output."""
+    if ws.alive.all():
+        return ws.data
+    mask = pa.array(ws.alive)
+    index = pd.RangeIndex(int(ws.alive.sum()))
+    columns = {}
+    for c in list(ws.data.columns):
+        columns[c] = series_of(ws.arrow(c).filter(mask), index)
+        del ws.data[c]
     return pd.DataFrame(columns, copy=False)
 
 
@@ -105,7 +108,8 @@ def apply_rules(
     key_map = apply_primary_key(ws)
     apply_foreign_keys(ws, parents, parent_key_maps)
 
-    data = ws.data if ws.alive.all() else _keep(ws.data, ws.alive)
+    quarantine = ws.quarantine()
+    data = _keep(ws)
     counts = dict(ws.counts)
     counts["rows_in"] = len(df)
     counts["rows_out"] = len(data)
@@ -115,7 +119,7 @@ def apply_rules(
     }
     return RulesResult(
         data=data,
-        quarantine=concat_quarantine(ws.quarantine).astype(QUARANTINE_DTYPE),
+        quarantine=quarantine,
         counts={**ordered, **dict(sorted(counts.items()))},
         key_map=key_map,
     )

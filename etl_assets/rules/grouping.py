@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl_assets.rules.working_set import series_of
+from etl_assets.rules.working_set import series_of, take
 
 _INT64_LIMIT = 2**62
 
@@ -43,6 +43,18 @@ def repeated(values: pa.ChunkedArray) -> np.ndarray:
     ints = _as_int64(values)
     if ints is None:
         return series_of(values, pd.RangeIndex(len(values))).duplicated(keep=False).to_numpy()
+    return _repeated_ints(ints)
+
+
+def _repeated_ints(ints: np.ndarray) -> np.ndarray:
+    if len(ints) == 0:
+        return np.zeros(0, dtype=bool)
+    low, high = int(ints.min()), int(ints.max())
+    if high - low <= 2 * len(ints) + 1024:
+        # Dense range (surrogate keys, codes, dates): count per value, O(n) and no sort.
+        offsets = ints - low if low else ints
+        counts = np.bincount(offsets, minlength=high - low + 1)
+        return counts[offsets] > 1
     ordered = np.sort(ints)
     same = ordered[1:] == ordered[:-1]
     if not same.any():
@@ -53,13 +65,19 @@ def repeated(values: pa.ChunkedArray) -> np.ndarray:
 
 
 def candidates(columns: Sequence[pa.ChunkedArray], among: np.ndarray) -> np.ndarray:
-    """Positions (within `among`) of records that may share all `columns` with another one."""
-    positions = np.flatnonzero(among)
+    """Positions (within `among`, a mask or ascending positions) of records that may share all
+    `columns` with another one of them."""
+    positions = np.flatnonzero(among) if among.dtype == bool else among
     for values in columns:
         if len(positions) < 2:
             return positions[:0]
-        sub = values.take(pa.array(positions))
-        positions = positions[repeated(sub)]
+        ints = _as_int64(values) if 4 * len(positions) > len(values) else None
+        if ints is not None:  # most records: gather in numpy, no Arrow copy of the column
+            same = _repeated_ints(ints[positions])
+        else:
+            same = repeated(take(values, positions))
+        del ints
+        positions = positions[same]
     return positions
 
 

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from etl_assets.quarantine import SOURCE_COLUMN
 from etl_assets.rules.grouping import best_first, candidates, group_codes
-from etl_assets.rules.working_set import WorkingSet, to_bool
+from etl_assets.rules.working_set import WorkingSet, take, take_series, to_bool
 
 
 def apply_primary_key(ws: WorkingSet) -> pd.DataFrame | None:
@@ -45,8 +45,11 @@ def apply_primary_key(ws: WorkingSet) -> pd.DataFrame | None:
             count_keys=("rejected_primary_key",),
         )
     arrays = [ws.arrow(c) for c in key]
-    positions = candidates(arrays, ws.alive)
-    codes = group_codes([a.take(pa.array(positions)) for a in arrays]) if len(positions) else None
+    among = ws.alive
+    if ws.key_candidates is not None:  # dedupe already narrowed on the key (alive only shrank)
+        among = ws.key_candidates[ws.alive[ws.key_candidates]]
+    positions = candidates(arrays, among)
+    codes = group_codes([take(a, positions) for a in arrays]) if len(positions) else None
     if strategy == "dropAll":
         if codes is not None:
             dense, _ = pd.factorize(codes)
@@ -116,10 +119,9 @@ def _regenerate(
 ) -> pd.DataFrame:
     column = regenerated_column(ws, key)
     values = ws.arrow(column)
-    take = pa.array(losers, type=pa.int64())
-    old_columns = {f"old_{c}": ws.data[c].iloc[losers].reset_index(drop=True) for c in key}
+    old_columns = {f"old_{c}": take_series(ws.data[c], losers) for c in key}
     source = (
-        ws.data[SOURCE_COLUMN].iloc[losers].reset_index(drop=True)
+        take_series(ws.data[SOURCE_COLUMN], losers)
         if SOURCE_COLUMN in ws.data.columns
         else pd.Series(pd.NA, index=range(len(losers)), dtype=pd.ArrowDtype(pa.string()))
     )
@@ -127,10 +129,10 @@ def _regenerate(
         losers, rule="primaryKey", reason="regenerated", column=column, count_key="rekeyed"
     )
     if len(losers):
-        new = _new_keys(values, values.take(take).combine_chunks(), codes)
+        new = _new_keys(values, take(values, losers).combine_chunks(), codes)
         mask = np.zeros(len(ws.alive), dtype=bool)
         mask[losers] = True
         replaced = pc.replace_with_mask(values.combine_chunks(), pa.array(mask), new)
         ws.set_column(column, replaced)
-    new_columns = {f"new_{c}": ws.data[c].iloc[losers].reset_index(drop=True) for c in key}
+    new_columns = {f"new_{c}": take_series(ws.data[c], losers) for c in key}
     return pd.DataFrame({**old_columns, SOURCE_COLUMN: source, **new_columns})
