@@ -87,7 +87,9 @@ def croissant(
                     "contentUrl": outbox.table_uri(model.name, version, name),
                     "encodingFormat": "application/x-parquet",
                     "sha256": outbox.table_sha256(model.name, version, name),
-                    "description": f"also in PostgreSQL as {locations.get(name, '')}",
+                    "description": f"published as {locations[name]}"
+                    if locations.get(name)
+                    else "the prepared table in the outbox",
                 }
             )
             schema = outbox.table_schema(model.name, version, name)
@@ -222,6 +224,21 @@ def publish_version(
         report = publish_with(
             loaded, version, tables, outbox=outbox, postgres=postgres, run_id=run_id, log=log
         )
+        # every sink's versions are in the registry: retention and approvals rely on it
+        with postgres.connect(autocommit=True) as conn:
+            pg_sink.ensure_registry(conn)
+            with conn.transaction(), conn.cursor() as cur:
+                pg_sink.record_version(
+                    cur,
+                    module=model.name,
+                    version=version,
+                    metadata_hash=loaded.hash,
+                    sink=report.sink,
+                    location=", ".join(sorted(set(report.locations.values()))) or report.sink,
+                    tables=report.locations,
+                    rows=report.rows,
+                    run_id=run_id,
+                )
     doc = croissant(loaded, version, outbox, report.locations)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
     if log:

@@ -10,18 +10,18 @@ from etl_assets.sinks.postgres import REGISTRY_SCHEMA
 from resources.postgres import PostgresResource
 
 
-def pending_approvals(postgres: PostgresResource, modules: list[str]) -> list[tuple[str, str]]:
-    """(module, version) approved but not yet published, oldest approval first."""
+def pending_approvals(postgres: PostgresResource, modules: list[str]) -> list[tuple]:
+    """(module, version, approved_at) approved but not yet published, oldest approval first."""
     with postgres.connect(autocommit=True) as conn:
         ensure_approvals(conn)
         rows = conn.execute(
-            f"""SELECT a.module, a.version FROM {REGISTRY_SCHEMA}.approvals a
+            f"""SELECT a.module, a.version, a.approved_at FROM {REGISTRY_SCHEMA}.approvals a
                 LEFT JOIN {REGISTRY_SCHEMA}.versions v USING (module, version)
                 WHERE v.version IS NULL AND a.module = ANY(%s)
                 ORDER BY a.approved_at""",
             (modules,),
         ).fetchall()
-    return [(m, v) for m, v in rows]
+    return [(m, v, at) for m, v, at in rows]
 
 
 def build_approval_sensor(
@@ -44,12 +44,13 @@ def build_approval_sensor(
             return dg.SkipReason("no approved version waits for upload")
         return [
             dg.RunRequest(
-                run_key=f"{module}:{version}:upload",
+                # approving again (e.g. after a failed upload) requests a new run
+                run_key=f"{module}:{version}:upload:{approved_at.isoformat()}",
                 job_name=upload_job_name(module),
                 partition_key=version,
                 tags={"dm/module": module, "dm/trigger": "approval"},
             )
-            for module, version in pending
+            for module, version, approved_at in pending
         ]
 
     return _approvals

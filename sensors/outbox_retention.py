@@ -1,21 +1,26 @@
-"""Outbox retention: a prepared version that was never published expires after the module's
-`retentionDays` (seed 003: "after the retention period, the system deletes the data")."""
+"""Outbox retention: a prepared version that was neither published nor approved expires after the
+module's `retentionDays` (seed 003: "after the retention period, the system deletes the data")."""
 
 import dagster as dg
 
 from etl_assets.loader import LoadedModule
-from etl_assets.sinks.postgres import REGISTRY_SCHEMA, ensure_registry
+from etl_assets.sinks.postgres import REGISTRY_SCHEMA
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 
 DAY = 86_400
 
 
-def published_versions(postgres: PostgresResource, module: str) -> set[str]:
+def kept_versions(postgres: PostgresResource, module: str) -> set[str]:
+    """Versions retention must not touch: published ones, and approved ones awaiting upload."""
+    from etl_assets.publishing import ensure_approvals
+
     with postgres.connect(autocommit=True) as conn:
-        ensure_registry(conn)
+        ensure_approvals(conn)
         rows = conn.execute(
-            f"SELECT version FROM {REGISTRY_SCHEMA}.versions WHERE module = %s", (module,)
+            f"""SELECT version FROM {REGISTRY_SCHEMA}.versions WHERE module = %s
+                UNION SELECT version FROM {REGISTRY_SCHEMA}.approvals WHERE module = %s""",
+            (module, module),
         ).fetchall()
     return {r[0] for r in rows}
 
@@ -30,9 +35,9 @@ def expire_outbox(
         versions = outbox.versions(loaded.name)
         if not versions:
             continue
-        published = published_versions(postgres, loaded.name)
+        kept = kept_versions(postgres, loaded.name)
         for version in versions:
-            if version in published:
+            if version in kept:
                 continue
             age = outbox.age_seconds(loaded.name, version)
             if age is not None and age > limit:

@@ -95,6 +95,14 @@ def test_s3_prefix_pattern_to_parquet_version(s3, tmp_path, resources):
         s3.get_object(Bucket="pub", Key="dm/lake_mod/1.2.0/_manifest.json")["Body"].read()
     )
     assert manifest["row_counts"] == {"readings": 4} and manifest["version"] == "1.2.0"
+    # recorded in the registry like every sink's versions (retention and `dmetl versions` use it)
+    import psycopg
+
+    from etl_assets.sinks.postgres import list_versions
+
+    with psycopg.connect(resources["postgres"].url) as conn:
+        [row] = list_versions(conn, "lake_mod")
+    assert row["version"] == "1.2.0" and row["sink"].startswith("s3")
 
 
 def test_missing_bucket_names_the_connection(s3, tmp_path, resources):

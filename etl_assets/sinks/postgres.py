@@ -200,26 +200,52 @@ def publish(
             result.rows[name] = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
         if quarantine is not None:
             _load_quarantine(cur, schema, version, quarantine)
-        cur.execute(
-            f"""INSERT INTO {REGISTRY_SCHEMA}.versions
-                (module, version, metadata_hash, sink, location, tables, row_counts, run_id)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (module, version) DO UPDATE SET
-                  published_at = now(), metadata_hash = EXCLUDED.metadata_hash,
-                  sink = EXCLUDED.sink, location = EXCLUDED.location, tables = EXCLUDED.tables,
-                  row_counts = EXCLUDED.row_counts, run_id = EXCLUDED.run_id""",
-            (
-                module,
-                version,
-                metadata_hash,
-                f"postgres:{mode}",
-                location or schema,
-                json.dumps(result.tables),
-                json.dumps(result.rows),
-                run_id,
-            ),
+        record_version(
+            cur,
+            module=module,
+            version=version,
+            metadata_hash=metadata_hash,
+            sink=f"postgres:{mode}",
+            location=location or schema,
+            tables=result.tables,
+            rows=result.rows,
+            run_id=run_id,
         )
     return result
+
+
+def record_version(
+    cur: psycopg.Cursor,
+    *,
+    module: str,
+    version: str,
+    metadata_hash: str,
+    sink: str,
+    location: str,
+    tables: dict[str, str],
+    rows: dict[str, int],
+    run_id: str | None,
+) -> None:
+    """Record a published version in the registry (any sink; inside the caller's transaction)."""
+    cur.execute(
+        f"""INSERT INTO {REGISTRY_SCHEMA}.versions
+            (module, version, metadata_hash, sink, location, tables, row_counts, run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (module, version) DO UPDATE SET
+              published_at = now(), metadata_hash = EXCLUDED.metadata_hash,
+              sink = EXCLUDED.sink, location = EXCLUDED.location, tables = EXCLUDED.tables,
+              row_counts = EXCLUDED.row_counts, run_id = EXCLUDED.run_id""",
+        (
+            module,
+            version,
+            metadata_hash,
+            sink,
+            location,
+            json.dumps(tables),
+            json.dumps(rows),
+            run_id,
+        ),
+    )
 
 
 def _append(cur: psycopg.Cursor, schema: str, name: str, data: pd.DataFrame, version: str) -> int:
