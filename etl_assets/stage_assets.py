@@ -81,6 +81,11 @@ def extract_asset(
             raise dg.Failure(
                 description=f"{entry.table}/{entry.source}: {exc}", allow_retries=exc.retryable
             ) from exc
+        except (PermissionError, LookupError, ValueError) as exc:
+            # refused credentials, a missing bucket, a wrong setting: retrying cannot help
+            raise dg.Failure(
+                description=f"{entry.table}/{entry.source}: {exc}", allow_retries=False
+            ) from exc
         context.log.info(f"{entry.table}/{entry.source}{shard_note}: {len(df):,} records extracted")
         return dg.Output(
             df,

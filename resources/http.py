@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import re
 import time
 from typing import Any
 
@@ -15,7 +16,22 @@ RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 class HttpError(RuntimeError):
-    """A request failed for good; the message names the connection and the URL, not the auth."""
+    """An HTTP request failed; `retryable` when trying later may help (outage, 429, 5xx)."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+SECRET_PARAMS = re.compile(
+    r"(?i)([?&](?:[^=&]*(?:token|key|secret|password|signature|sig)[^=&]*)=)[^&#]*"
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials: userinfo and secret-looking query values become ***."""
+    url = re.sub(r"(://[^/@:]+):[^/@]*@", r"\1:***@", str(url))
+    return SECRET_PARAMS.sub(r"\1***", url)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -94,15 +110,16 @@ class HttpResource(dg.ConfigurableResource):
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.retries:
                     raise HttpError(
-                        f"connection {self.name!r}: GET {url} failed after {attempt + 1}"
-                        f" attempts: {type(exc).__name__}"
+                        f"connection {self.name!r}: GET {redact_url(url)} failed after"
+                        f" {attempt + 1} attempts: {type(exc).__name__}",
+                        retryable=True,
                     ) from None
                 wait = None
             else:
                 if resp.status_code not in RETRY_STATUS:
                     if resp.status_code >= 400:
                         raise HttpError(
-                            f"connection {self.name!r}: GET {resp.url} answered"
+                            f"connection {self.name!r}: GET {redact_url(resp.url)} answered"
                             f" {resp.status_code} {resp.reason}"
                             + (" (check the connection's credentials)"
                                if resp.status_code in (401, 403) else "")
@@ -110,8 +127,9 @@ class HttpResource(dg.ConfigurableResource):
                     return resp
                 if attempt >= self.retries:
                     raise HttpError(
-                        f"connection {self.name!r}: GET {resp.url} still answered"
-                        f" {resp.status_code} after {attempt + 1} attempts"
+                        f"connection {self.name!r}: GET {redact_url(resp.url)} still answered"
+                        f" {resp.status_code} after {attempt + 1} attempts",
+                        retryable=True,
                     )
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
             if wait is None:

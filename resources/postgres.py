@@ -48,7 +48,13 @@ class PostgresResource(dg.ConfigurableResource):
     def resolved_url(self) -> str:
         if self.url:
             return self.url
-        from etl_assets.settings import dagster_home
+        from etl_assets.settings import dagster_home, deployment
+
+        if deployment() != "local":
+            raise RuntimeError(
+                "DM_POSTGRES_URL is not set; the embedded PostgreSQL is for local use only"
+                " (DM_DEPLOYMENT=local)"
+            )
 
         return embedded_url(dagster_home() / "pgdata")
 

@@ -14,7 +14,7 @@ from pydantic import Field
 from resources.retry import with_retries
 
 
-class SftpRefused(RuntimeError):
+class SftpRefused(PermissionError):
     """The server refused us (host key, credentials): not retried."""
 
 
@@ -82,14 +82,9 @@ class SftpResource(dg.ConfigurableResource):
     @contextmanager
     def open(self) -> Iterator[Any]:
         """An SFTP session; unreachable servers are retried, bad host keys and auth are not."""
-        import paramiko
 
         client = self._client()
-        pkey = (
-            paramiko.PKey.from_private_key(io.StringIO(self.private_key))
-            if self.private_key
-            else None
-        )
+        pkey = _load_private_key(self.private_key, self.name) if self.private_key else None
         where = f"SFTP connection {self.name!r} ({self.username}@{self.host}:{self.port})"
 
         def connect() -> None:
@@ -145,4 +140,18 @@ def _connect_with_retries(connect, where: str, res: SftpResource) -> None:
         backoff_seconds=res.connect_backoff_seconds,
         retry_on=(OSError, paramiko.SSHException),
         scrub=res._scrub,
+    )
+
+
+def _load_private_key(text: str, name: str):
+    """A private key of any type paramiko knows (Ed25519, ECDSA, RSA), from its PEM text."""
+    import paramiko
+
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return kind.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ValueError(
+        f"SFTP connection {name!r}: the private key is not an Ed25519, ECDSA or RSA key"
     )

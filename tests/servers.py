@@ -140,13 +140,14 @@ S3_ENV = {
 
 
 class _SftpServer:
-    """A paramiko SFTP server in a thread, serving `root`, password auth for one user."""
+    """A paramiko SFTP server in a thread, serving `root`; one user, by password or by key."""
 
     def __init__(self, root: Path, user: str, password: str):
         import paramiko
 
         self.root, self.user, self.password = root, user, password
         self.host_key = paramiko.RSAKey.generate(2048)
+        self.client_key = paramiko.ECDSAKey.generate()  # the user's authorized key
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -167,8 +168,12 @@ class _SftpServer:
                 ok = username == server_self.user and password == server_self.password
                 return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
 
+            def check_auth_publickey(self, username, key):
+                ok = username == server_self.user and key == server_self.client_key
+                return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
+
             def get_allowed_auths(self, username):
-                return "password"
+                return "password,publickey"
 
             def check_channel_request(self, kind, chanid):
                 return paramiko.OPEN_SUCCEEDED

@@ -162,3 +162,20 @@ def test_bad_token_names_connection_not_token(api):
         fetch_records(RestConnector(url="/items"), http)
     assert "'catalog'" in str(err.value) and "401" in str(err.value)
     assert "wrong-secret" not in str(err.value)
+
+
+def test_more_pages_than_max_pages_fails_instead_of_truncating(api):
+    http = HttpResource(name="catalog", base_url=api, auth="bearer", token=TOKEN)
+    connector = RestConnector(url="/cursor", recordsPath="results", pagination="cursor",
+                              cursorPath="next", cursorParam="after", maxPages=2)  # fmt: skip
+    with pytest.raises(ExtractionError, match="more pages than maxPages=2") as err:
+        fetch_records(connector, http)
+    assert not err.value.retryable
+
+
+def test_secrets_in_urls_are_redacted_and_outages_are_retryable():
+    http = HttpResource(name="catalog", base_url="http://127.0.0.1:9", retries=0)
+    with pytest.raises(ExtractionError) as err:
+        fetch_records(RestConnector(url="/items?api_key=hunter2"), http)
+    assert "hunter2" not in str(err.value) and "api_key=***" in str(err.value)
+    assert err.value.retryable  # nothing listens: an outage, worth a step retry

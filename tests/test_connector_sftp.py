@@ -106,3 +106,20 @@ def test_wrong_password_names_connection_not_password(drop):
         with res.open():
             pass
     assert "wrong-pw-123" not in str(err.value)
+
+
+def test_private_key_login(drop):
+    import io
+
+    pem = io.StringIO()
+    drop.client_key.write_private_key(pem)
+    res = SftpResource(
+        name="partner",
+        host="127.0.0.1",
+        port=drop.port,
+        username="etl",
+        private_key=pem.getvalue(),
+        host_key_checking="accept-new",
+    )
+    with res.open() as sftp:
+        assert "orders_1.csv" in sftp.listdir("/drop")

@@ -12,7 +12,7 @@ from etl_assets.errors import ExtractionError
 from etl_assets.extract import register
 from etl_assets.extract.records import records_to_frame
 from etl_assets.model import CollectionEntry, RestConnector
-from resources.http import HttpError, HttpResource
+from resources.http import HttpError, HttpResource, redact_url
 
 
 def dig(data: Any, path: str | None, where: str) -> Any:
@@ -41,7 +41,7 @@ def page_records(data: Any, connector: RestConnector, where: str) -> list[dict]:
 def fetch_records(connector: RestConnector, http: HttpResource, log: Any = None) -> list[dict]:
     """Every page's records, following the connector's pagination up to `maxPages`."""
     url = http.url(connector.url)
-    where = f"REST source {url} (connection {http.name!r})"
+    where = f"REST source {redact_url(url)} (connection {http.name!r})"
     params = dict(connector.params)
     mode = connector.pagination
     if mode in ("page", "offset"):
@@ -55,7 +55,7 @@ def fetch_records(connector: RestConnector, http: HttpResource, log: Any = None)
                 resp = http.get(session, url, params)
                 data = resp.json()
             except HttpError as exc:
-                raise ExtractionError(str(exc)) from None
+                raise ExtractionError(str(exc), retryable=exc.retryable) from None
             except ValueError:
                 raise ExtractionError(f"{where}: page {page + 1} is not JSON") from None
             batch = page_records(data, connector, where)
@@ -80,8 +80,11 @@ def fetch_records(connector: RestConnector, http: HttpResource, log: Any = None)
                     break
                 url, params = nxt, {}  # the next link carries its own query
         else:
-            if log:
-                log.warning(f"{where}: stopped after maxPages={connector.maxPages}")
+            # stopping here would publish a silently truncated version
+            raise ExtractionError(
+                f"{where}: more pages than maxPages={connector.maxPages}; raise maxPages or"
+                " narrow the query"
+            )
     finally:
         session.close()
     return records
