@@ -232,9 +232,20 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
+    from etl_assets.loader import discover
     from etl_assets.publishing import approve
+    from resources.outbox import OutboxResource
     from resources.postgres import PostgresResource
 
+    if args.module not in {m.name for m in discover().modules}:
+        print(f"no valid data module named {args.module!r}", file=sys.stderr)
+        return 1
+    if args.version not in OutboxResource().versions(args.module):
+        print(
+            f"{args.module} {args.version} is not in the outbox: run its prepare job first",
+            file=sys.stderr,
+        )
+        return 1
     by = args.by or os.environ.get("USER") or "unknown"
     approve(
         PostgresResource(url=os.environ.get("DM_POSTGRES_URL") or None),

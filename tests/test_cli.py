@@ -67,6 +67,8 @@ def test_upload_waits_for_approval(tmp_path, dagster_home, pg_url, monkeypatch, 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "waiting for approval" in failure.step_failure_data.error.message
+    assert main(["approve", "shop", "0.1.9", "--by", "tm@example.org"]) == 1  # never prepared
+    assert "shop 0.1.9 is not in the outbox" in capsys.readouterr().err
     assert main(["approve", "shop", "0.1.1", "--by", "tm@example.org"]) == 0
     result = run_version(tmp_path / "shop", "0.1.1", res, instance, job="shop_upload_job")
     assert result.success
