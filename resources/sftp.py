@@ -14,7 +14,7 @@ from pydantic import Field
 from resources.retry import with_retries
 
 
-class SftpRefused(PermissionError):
+class SftpRefused(RuntimeError):
     """The server refused us (host key, credentials): not retried."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -44,10 +45,12 @@ def test_foreign_keys_are_lineage():
     assert dg.AssetKey(["clinic", "extract", "visits__visit_log"]) in parents
 
 
-def test_dagster_validates_the_workspace():
+def test_dagster_validates_the_workspace(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
