@@ -45,6 +45,26 @@ class ExtractContext:
         return resolve_connection(self.module, name)
 
 
+def shared(
+    loaded: LoadedModule,
+    partitions: dg.PartitionsDefinition,
+    retry: dg.RetryPolicy | None,
+    owners: list[str],
+    tags: dict[str, str],
+    code_version: str | None = None,
+) -> dict:
+    """What every stage asset of a module has in common: group, partitions, code version
+    (the metadata hash unless given), retries, owners and tags."""
+    return {
+        "group_name": loaded.name,
+        "partitions_def": partitions,
+        "code_version": code_version or loaded.code_version,
+        "retry_policy": retry,
+        "owners": owners,
+        "tags": tags,
+    }
+
+
 def extract_asset(
     loaded: LoadedModule,
     unit: f.ExtractionUnit,
@@ -61,12 +81,7 @@ def extract_asset(
 
     @dg.asset(
         key=f.key(m, "extract", unit.name),
-        group_name=m,
-        partitions_def=partitions,
-        code_version=code_version,
-        retry_policy=retry,
-        owners=owners,
-        tags=tags,
+        **shared(loaded, partitions, retry, owners, tags, code_version),
         kinds={kind, "pandas"},
         io_manager_key=f.IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
@@ -119,12 +134,7 @@ def clean_asset(
 
     @dg.asset(
         key=f.key(m, "clean", table.name),
-        group_name=m,
-        partitions_def=partitions,
-        code_version=loaded.code_version,
-        retry_policy=retry,
-        owners=owners,
-        tags=tags,
+        **shared(loaded, partitions, retry, owners, tags),
         ins=ins,
         kinds={"pandas"},
         io_manager_key=f.IO_MANAGER_KEY,
@@ -275,12 +285,7 @@ def anonymize_asset(
 
     @dg.asset(
         key=f.key(m, "anonymize", table.name),
-        group_name=m,
-        partitions_def=partitions,
-        code_version=loaded.code_version,
-        retry_policy=retry,
-        owners=owners,
-        tags=tags,
+        **shared(loaded, partitions, retry, owners, tags),
         ins=ins,
         kinds={"pandas"},
         io_manager_key=f.IO_MANAGER_KEY,
@@ -334,12 +339,7 @@ def outbox_asset(
 
     @dg.asset(
         key=f.key(m, "outbox", table.name),
-        group_name=m,
-        partitions_def=partitions,
-        code_version=loaded.code_version,
-        retry_policy=retry,
-        owners=owners,
-        tags=tags,
+        **shared(loaded, partitions, retry, owners, tags),
         ins={"anonymized": dg.AssetIn(key=f.key(m, "anonymize", table.name))},
         kinds={"parquet"},
         description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
