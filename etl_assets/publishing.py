@@ -167,6 +167,33 @@ def approval(conn: psycopg.Connection, module: str, version: str) -> dict | None
     return {"approved_by": row[0], "approved_at": row[1]} if row else None
 
 
+def _record(
+    postgres: PostgresResource,
+    loaded: LoadedModule,
+    version: str,
+    report: PublishReport,
+    run_id: str | None,
+    location: str | None = None,
+) -> None:
+    """Record a published version in the deployment's registry."""
+    with postgres.connect(autocommit=True) as conn:
+        pg_sink.ensure_registry(conn)
+        with conn.transaction(), conn.cursor() as cur:
+            pg_sink.record_version(
+                cur,
+                module=loaded.name,
+                version=version,
+                metadata_hash=loaded.hash,
+                sink=report.sink,
+                location=location
+                or ", ".join(sorted(set(report.locations.values())))
+                or report.sink,
+                tables=report.locations,
+                rows=report.rows,
+                run_id=run_id,
+            )
+
+
 def publish_version(
     loaded: LoadedModule,
     version: str,
@@ -198,8 +225,16 @@ def publish_version(
                 )
             if log:
                 log.info(f"approved by {ok['approved_by']} at {ok['approved_at']}")
-        if sink is not None and sink.type == "postgres":
-            schema = sink.schema_ or f"dm_{model.name}"
+    if sink is not None and sink.type == "postgres":
+        # a named connection sends the data to another database; its registry row is written
+        # there in the same transaction, and recorded in the deployment's registry below
+        target = postgres
+        if sink.connection:
+            from etl_assets.connections import resolve_connection
+
+            target = PostgresResource(url=resolve_connection(model, sink.connection).url)
+        schema = sink.schema_ or f"dm_{model.name}"
+        with target.connect(autocommit=True) as conn:
             result = pg_sink.publish(
                 conn,
                 module=model.name,
@@ -210,35 +245,26 @@ def publish_version(
                 metadata_hash=loaded.hash,
                 mode=sink.mode,
                 run_id=run_id,
-                location=f"{postgres.display_url} schema {schema}",
+                location=f"{target.display_url} schema {schema}",
             )
-            report = PublishReport(
-                sink=f"postgres:{sink.mode}",
-                rows=result.rows,
-                inserted=result.inserted,
-                locations=result.tables,
+        report = PublishReport(
+            sink=f"postgres:{sink.mode}",
+            rows=result.rows,
+            inserted=result.inserted,
+            locations=result.tables,
+        )
+        if target is not postgres:
+            _record(
+                postgres, loaded, version, report, run_id, f"{target.display_url} schema {schema}"
             )
-    if sink is None or sink.type != "postgres":
+    else:
         from etl_assets.sinks import publish_with
 
         report = publish_with(
             loaded, version, tables, outbox=outbox, postgres=postgres, run_id=run_id, log=log
         )
         # every sink's versions are in the registry: retention and approvals rely on it
-        with postgres.connect(autocommit=True) as conn:
-            pg_sink.ensure_registry(conn)
-            with conn.transaction(), conn.cursor() as cur:
-                pg_sink.record_version(
-                    cur,
-                    module=model.name,
-                    version=version,
-                    metadata_hash=loaded.hash,
-                    sink=report.sink,
-                    location=", ".join(sorted(set(report.locations.values()))) or report.sink,
-                    tables=report.locations,
-                    rows=report.rows,
-                    run_id=run_id,
-                )
+        _record(postgres, loaded, version, report, run_id)
     doc = croissant(loaded, version, outbox, report.locations)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
     if log:

@@ -254,10 +254,19 @@ def check_references(module: DataModule, folder: Path | None = None) -> list[Pro
                 problems.append(Problem(f"{where}.extract.path", f"script not found: {ext.path}"))
 
     sink = module.upload.sink
-    if sink is not None and sink.connection and sink.connection not in connections:
-        problems.append(
-            Problem("upload.sink.connection", f"unknown connection {sink.connection!r}")
-        )
+    if sink is not None and sink.connection:
+        if sink.connection not in connections:
+            problems.append(
+                Problem("upload.sink.connection", f"unknown connection {sink.connection!r}")
+            )
+        elif connections[sink.connection].type != sink.type:
+            problems.append(
+                Problem(
+                    "upload.sink.connection",
+                    f"connection {sink.connection!r} is {connections[sink.connection].type},"
+                    f" expected {sink.type}",
+                )
+            )
     if module.upload.script is not None and folder is not None:
         if not (folder / module.upload.script.path).is_file():
             problems.append(

@@ -242,3 +242,40 @@ def test_unsatisfiable_privacy_model_fails_the_version_and_says_by_how_much(
     assert "suppression limit is 1%" in message
     with psycopg.connect(pg_url) as conn:
         assert list_versions(conn, "staff_survey") == []
+
+
+def test_postgres_sink_with_a_named_connection_publishes_there(
+    tmp_path, resources, instance, pg_url, pg_server_url, monkeypatch
+):
+    import uuid
+
+    from tests.helpers import CONTEXT, write_module
+
+    name = f"dmsink_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    warehouse = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
+    monkeypatch.setenv("DM_TEST_WAREHOUSE_URL", warehouse)
+    doc = {
+        "@context": CONTEXT,
+        "name": "shop",
+        "autoUpload": True,
+        "connections": [
+            {"name": "warehouse", "type": "postgres", "urlEnv": "DM_TEST_WAREHOUSE_URL"}
+        ],
+        "tables": [{"name": "items", "columns": [{"name": "id", "dataType": "integer"}]}],
+        "collection": [
+            {"table": "items", "source": "csv", "extract": {"type": "file", "path": "i.csv"}}
+        ],
+        "upload": {"sink": {"type": "postgres", "connection": "warehouse", "schema": "sales"}},
+    }
+    folder = write_module(tmp_path / "shop", doc, {"i.csv": "id\n1\n2\n"})
+    try:
+        assert run_version(folder, "0.0.1", resources, instance).success
+        assert count(warehouse, "sales.items") == 2
+        with psycopg.connect(pg_url) as conn:  # the deployment's registry knows where it went
+            [row] = list_versions(conn, "shop")
+        assert name in row["location"] and "schema sales" in row["location"]
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
