@@ -33,13 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CONTEXT = "https://w3id.org/datamodule-etl/context/v1"
 READ = {"pre_buffer": False}
 REPEATS = 3
 SOURCES = [("crm", 3), ("shop", 2), ("legacy", 1)]
 
 
 def module():
+    from etl_assets.jsonld import CONTEXT_URL as CONTEXT
     from etl_assets.model import DataModule
 
     tables = [

@@ -8,10 +8,9 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.factory import build_module, job_name
+from etl_assets.jsonld import CONTEXT_URL as CONTEXT  # noqa: F401 - tests build modules with it
 from etl_assets.loader import load_module
 from etl_assets.versions import partitions_def_name
-
-CONTEXT = "https://w3id.org/datamodule-etl/context/v1"
 
 
 def write_module(folder: Path, doc: dict, files: dict[str, str] | None = None) -> Path:

@@ -8,18 +8,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from etl_assets.jsonld import CONTEXT_URL as CONTEXT
 from etl_assets.model import DataModule, Table
-
-CONTEXT = "https://w3id.org/datamodule-etl/context/v1"
-
-ARROW_TYPES = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "number": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "datetime": pa.timestamp("us"),
-}
+from etl_assets.typing_rules import ARROW_TYPES
 
 
 def make_module(tables: list[dict], sources: dict[str, list[tuple[str, int]]] | None = None):
