@@ -40,7 +40,7 @@ ui: install
 
 ## schema: regenerate docs/datamodule.schema.json from the pydantic model
 schema: install
-	$(PY) -m etl_assets.schema docs/datamodule.schema.json
+	$(PY) -m etl_assets.metadata.schema docs/datamodule.schema.json
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b --quick || exit 1; done

@@ -279,22 +279,23 @@ def _ours(
     import pyarrow.parquet as pq
     from confluent_kafka import Consumer, TopicPartition
 
-    from etl_assets.extract import extract_entry, outbox_durable
-    from etl_assets.model import CollectionEntry
+    from etl_assets.extract.context import ExtractContext
+    from etl_assets.extract.entry import extract_entry, outbox_durable
+    from etl_assets.metadata import CollectionEntry
     from resources.outbox import OutboxResource
 
     os.environ["DM_KAFKA_BOOTSTRAP"] = bootstrap
-    os.environ["DM_STORAGE_ROOT"] = str(tmp / "storage")
     group = f"bench-ours-{uuid.uuid4().hex[:8]}"
     extract = {"type": "kafka", "topic": topic, "groupId": group}
     if max_messages is not None:
         extract["maxMessages"] = max_messages
     entry = CollectionEntry.model_validate({"table": TABLE, "source": SOURCE, "extract": extract})
-    context = SimpleNamespace(
+    context = ExtractContext(
         module=SimpleNamespace(name=MODULE, connections=[]),
+        folder=tmp,
         version=VERSION,
+        storage_root=tmp / "storage",
         log=_Log(),
-        shard=None,
     )
     outbox = OutboxResource(root=str(tmp / "outbox"))
     if what_if:

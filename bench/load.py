@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from etl_assets.sinks.postgres import create_table, publish, to_arrow  # noqa: E402
+from etl_assets.publish.pg_copy import create_table, to_arrow  # noqa: E402
+from etl_assets.publish.postgres import publish  # noqa: E402
 
 URL = os.environ.get("DM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TO_SQL_SAMPLE = 100_000

@@ -39,8 +39,8 @@ SOURCES = [("crm", 3), ("shop", 2), ("legacy", 1)]
 
 
 def module():
-    from etl_assets.jsonld import CONTEXT_URL as CONTEXT
-    from etl_assets.model import DataModule
+    from etl_assets.metadata.jsonld import CONTEXT_URL as CONTEXT
+    from etl_assets.metadata.loader import validate_document
 
     tables = [
         {
@@ -98,7 +98,7 @@ def module():
         for t in tables
         for s, p in SOURCES
     ]
-    return DataModule.model_validate(
+    return validate_document(
         {"@context": CONTEXT, "name": "bench", "tables": tables, "collection": collection}
     )
 
@@ -193,8 +193,8 @@ def run_rules(folder: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from etl_assets.references import table_order
-    from etl_assets.rules import apply_rules
+    from etl_assets.clean.rules import apply_rules
+    from etl_assets.metadata.references import table_order
 
     mod = module()
     baseline = peak_rss_mb()  # interpreter + libraries, before any data

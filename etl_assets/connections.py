@@ -1,18 +1,20 @@
-"""Named connections: a module's `connections` entry resolved against the environment.
+"""Named connections: a module's `connections` entry resolved against the secrets lookup.
 
 Non-secret settings come from `options`; secrets come only from the environment variables named
-in `secretEnv` (and the URL from `urlEnv`). Secret values never appear in reprs or errors.
+in `secretEnv` (and the URL from `urlEnv`), read through the deployment's `SecretsResource` (the
+`lookup` argument). Secret values never appear in reprs or errors.
 """
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from etl_assets.errors import ExtractionError
-from etl_assets.model import DataModule
+from etl_assets.metadata import DataModule
 
 # environment defaults for connectors that name no connection
 DEFAULT_URL_ENV = {
@@ -20,6 +22,9 @@ DEFAULT_URL_ENV = {
     "kafka": "DM_KAFKA_BOOTSTRAP",
     "s3": "DM_S3_ENDPOINT_URL",
 }
+
+
+Lookup = Callable[[str], str | None]
 
 
 class ConnectionError_(ExtractionError):
@@ -70,8 +75,8 @@ class ResolvedConnection:
     __str__ = __repr__
 
 
-def _env(name: str, conn: str, purpose: str) -> str:
-    value = os.environ.get(name)
+def _env(lookup: Lookup, name: str, conn: str, purpose: str) -> str:
+    value = lookup(name)
     if value is None or value == "":
         raise ConnectionError_(
             f"connection {conn!r}: environment variable {name} ({purpose}) is not set"
@@ -79,7 +84,7 @@ def _env(name: str, conn: str, purpose: str) -> str:
     return value
 
 
-def resolve_connection(module: DataModule, name: str) -> ResolvedConnection:
+def resolve_connection(module: DataModule, name: str, lookup: Lookup) -> ResolvedConnection:
     """The module's connection `name` with its URL and secrets read from the environment."""
     conn = next((c for c in module.connections if c.name == name), None)
     if conn is None:
@@ -87,10 +92,10 @@ def resolve_connection(module: DataModule, name: str) -> ResolvedConnection:
         raise ConnectionError_(
             f"module {module.name!r} has no connection named {name!r} (declared: {declared})"
         )
-    url = _env(conn.urlEnv, name, "its URL") if conn.urlEnv else None
+    url = _env(lookup, conn.urlEnv, name, "its URL") if conn.urlEnv else None
     settings = dict(conn.options)
     for setting, var in conn.secretEnv.items():
-        settings[setting] = _env(var, name, f"secret {setting!r}")
+        settings[setting] = _env(lookup, var, name, f"secret {setting!r}")
     return ResolvedConnection(
         name=name,
         type=conn.type,
@@ -100,17 +105,19 @@ def resolve_connection(module: DataModule, name: str) -> ResolvedConnection:
     )
 
 
-def connection_or_default(module: DataModule, name: str | None, kind: str) -> ResolvedConnection:
+def connection_or_default(
+    module: DataModule, name: str | None, kind: str, lookup: Lookup
+) -> ResolvedConnection:
     """The named connection, or the deployment default for `kind` from `DM_*` variables."""
     if name is not None:
-        resolved = resolve_connection(module, name)
+        resolved = resolve_connection(module, name, lookup)
         if resolved.type != kind:
             raise ConnectionError_(
                 f"connection {name!r} is of type {resolved.type!r}, but a {kind} connector uses it"
             )
         return resolved
     var = DEFAULT_URL_ENV.get(kind)
-    url = os.environ.get(var) if var else None
+    url = lookup(var) if var else None
     settings: dict[str, Any] = {}
     secret_keys: set[str] = set()
     if kind == "s3":
@@ -119,8 +126,8 @@ def connection_or_default(module: DataModule, name: str | None, kind: str) -> Re
             ("aws_access_key_id", "DM_S3_ACCESS_KEY_ID"),
             ("aws_secret_access_key", "DM_S3_SECRET_ACCESS_KEY"),
         ):
-            if os.environ.get(env):
-                settings[key] = os.environ[env]
+            if value := lookup(env):
+                settings[key] = value
         secret_keys.add("aws_secret_access_key")
     elif url is None:
         raise ConnectionError_(
@@ -140,8 +147,6 @@ def postgres_url(conn: ResolvedConnection) -> str:
     """A libpq URL from `url`, or from host/port/dbname/user/password settings."""
     if conn.url:
         return conn.url
-    from urllib.parse import quote
-
     s = conn.settings
     if not s.get("host"):
         raise ConnectionError_(f"connection {conn.name!r} (postgres) needs urlEnv or options.host")

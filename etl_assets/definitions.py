@@ -1,17 +1,26 @@
-"""The code location: every module under `datamodules/` as assets, checks, jobs, schedules and
-sensors, with the resources chosen for this deployment. `defs` is what workspace.yaml loads."""
+"""The code location: every module under the modules folder as assets, checks, jobs, schedules and
+sensors, with the resources chosen for this deployment. `defs` is what workspace.yaml loads;
+it is built lazily (`@dg.definitions`), so importing this module builds nothing.
+
+`load_catalog` is the one way modules are loaded: the code location and `dmetl validate` both use
+it, so they accept and refuse exactly the same modules. Anything that goes wrong while loading or
+building one module (its assets, schedule or sensor) becomes that module's error, shown as a
+`<module>/invalid_metadata` asset, and the other modules load.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.factory import IO_MANAGER_KEY, build_module, invalid_module_spec
-from etl_assets.loader import Discovery, discover
-from resources import OutboxResource, ParquetIOManager, PostgresResource
+from etl_assets.errors import MetadataError, Problem
+from etl_assets.metadata import DataModule
+from etl_assets.metadata.loader import LoadedModule, discover, display_path
+from etl_assets.orchestration.factory import ModuleDefinitions, build_isolated, invalid_module_spec
+from resources.deployment import Deployment, configure_arrow, current, resources_for
 from schedules import build_schedule
 from sensors import (
     build_approval_sensor,
@@ -23,56 +32,101 @@ from sensors import (
 log = logging.getLogger("datamodule_etl")
 
 
-def resources_for_environment() -> dict[str, object]:
-    """Resources from the environment; unset parts fall back to the embedded local defaults."""
-    postgres = (
-        PostgresResource(url=dg.EnvVar("DM_POSTGRES_URL"))
-        if os.environ.get("DM_POSTGRES_URL")
-        else PostgresResource()
-    )
-    outbox_config = {}
-    if os.environ.get("DM_OUTBOX_ROOT"):  # a folder, or s3://bucket/prefix
-        outbox_config["root"] = dg.EnvVar("DM_OUTBOX_ROOT")
-    if os.environ.get("DM_S3_ENDPOINT_URL"):
-        outbox_config["s3_endpoint_url"] = dg.EnvVar("DM_S3_ENDPOINT_URL")
-    outbox = OutboxResource(**outbox_config)
-    return {
-        "postgres": postgres,
-        "outbox": outbox,
-        IO_MANAGER_KEY: ParquetIOManager(),
-    }
+@dataclass
+class BuiltModule:
+    """A module that loaded and built: its definitions, schedule and source sensor."""
+
+    definitions: ModuleDefinitions
+    schedule: dg.ScheduleDefinition | None = None
+    sensor: dg.SensorDefinition | None = None
+
+    @property
+    def name(self) -> str:
+        return self.definitions.name
+
+    @property
+    def loaded(self) -> LoadedModule:
+        return self.definitions.loaded
+
+    @property
+    def model(self) -> DataModule:
+        return self.loaded.model
 
 
-def build_definitions(modules_dir: Path | str | None = None) -> tuple[dg.Definitions, Discovery]:
-    """Definitions for every valid module; invalid ones appear as placeholder assets."""
-    found = discover(modules_dir)
-    assets, checks, jobs, schedules, sensors = [], [], [], [], [run_failure_alert]
+@dataclass
+class Catalog:
+    """Every module folder: the ones that built, and an error for each other one."""
+
+    modules: list[BuiltModule] = field(default_factory=list)
+    errors: list[MetadataError] = field(default_factory=list)
+
+    def module(self, name: str) -> BuiltModule | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+    def errors_of(self, name: str) -> list[MetadataError]:
+        return [e for e in self.errors if Path(e.file).parent.name == name or e.file == name]
+
+
+def _automation(built: ModuleDefinitions) -> BuiltModule | MetadataError:
+    loaded = built.loaded
+    try:
+        return BuiltModule(built, build_schedule(loaded), build_source_sensor(loaded))
+    except Exception as exc:  # e.g. Dagster refusing a schedule the model let through
+        return MetadataError(
+            display_path(loaded.file), [Problem("schedule", f"cannot build its automation: {exc}")]
+        )
+
+
+def load_catalog(modules_dir: Path | str, only: str | None = None) -> Catalog:
+    """Load, validate and build every module under `modules_dir` (or just the one named
+    `only`), each in isolation."""
+    found = discover(modules_dir, only)
+    catalog = Catalog(errors=list(found.errors))
     for loaded in found.modules:
-        md = build_module(loaded)
-        assets += md.assets
-        checks += md.checks
-        jobs += md.jobs
-        if (schedule := build_schedule(loaded)) is not None:
-            schedules.append(schedule)
-        if (sensor := build_source_sensor(loaded)) is not None:
-            sensors.append(sensor)
+        built = build_isolated(loaded)
+        if isinstance(built, ModuleDefinitions):
+            built = _automation(built)
+        if isinstance(built, MetadataError):
+            catalog.errors.append(built)
+        else:
+            catalog.modules.append(built)
+    return catalog
+
+
+def build_definitions(
+    modules_dir: Path | str | None = None, deployment: Deployment | None = None
+) -> tuple[dg.Definitions, Catalog]:
+    """Definitions for every module that builds; the others appear as placeholder assets."""
+    deployment = deployment or current()
+    catalog = load_catalog(modules_dir if modules_dir is not None else deployment.modules_dir)
+    assets, checks, jobs, schedules, sensors = [], [], [], [], [run_failure_alert]
+    for module in catalog.modules:
+        assets += module.definitions.assets
+        checks += module.definitions.checks
+        jobs += module.definitions.jobs
+        schedules += [module.schedule] if module.schedule else []
+        sensors += [module.sensor] if module.sensor else []
+    loaded = [m.loaded for m in catalog.modules]
     jobs_by_name = {job.name: job for job in jobs}
-    if (approvals := build_approval_sensor(found.modules, jobs_by_name)) is not None:
+    if (approvals := build_approval_sensor(loaded, jobs_by_name)) is not None:
         sensors.append(approvals)
-    if found.modules:
-        sensors.append(build_retention_sensor(found.modules))
-    for error in found.errors:
+    if loaded:
+        sensors.append(build_retention_sensor(loaded))
+    for error in catalog.errors:
         log.error("invalid data module metadata:\n%s", error)
         assets.append(invalid_module_spec(Path(error.file).parent, error))
-    defs = dg.Definitions(
+    definitions = dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources=resources_for_environment(),
+        resources=resources_for(deployment),
     )
-    return defs, found
+    return definitions, catalog
 
 
-defs, discovery = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    configure_arrow()
+    return build_definitions()[0]

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import dagster as dg
+import requests
 from pydantic import Field
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -76,8 +77,6 @@ class HttpResource(dg.ConfigurableResource):
         return cls(name=conn.name, base_url=conn.url or s.get("base_url"), **kw)
 
     def session(self):
-        import requests
-
         s = requests.Session()
         if self.auth == "bearer":
             s.headers[self.header] = f"Bearer {self.token}"
@@ -101,8 +100,6 @@ class HttpResource(dg.ConfigurableResource):
 
     def get(self, session: Any, url: str, params: dict[str, Any] | None = None) -> Any:
         """GET with retries: connection errors and 429/5xx, waiting Retry-After when given."""
-        import requests
-
         attempt = 0
         while True:
             try:

@@ -16,16 +16,16 @@ def _file(path: Path) -> Path:
     return path.parent / f"{path.name}.parquet"
 
 
+IO_MANAGER_KEY = "dm_io_manager"
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores DataFrames (or dicts of them) under `<base>/<asset key>/<partition>.parquet`."""
 
-    base_dir: str | None = Field(default=None, description="default: $DAGSTER_HOME/storage")
+    base_dir: str = Field(description="a folder shared by every run worker")
 
     def path_for(self, asset_key: dg.AssetKey, partition: str | None) -> Path:
-        from etl_assets.settings import storage_root
-
-        base = Path(self.base_dir or storage_root())
-        return base.joinpath(*asset_key.path) / (partition or "__all__")
+        return Path(self.base_dir).joinpath(*asset_key.path) / (partition or "__all__")
 
     def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
         partition = context.asset_partition_key if context.has_asset_partitions else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from confluent_kafka import Consumer, KafkaException, Producer
 from pydantic import Field
 
 from resources.retry import with_retries
@@ -53,8 +54,6 @@ class KafkaResource(dg.ConfigurableResource):
 
     def _check(self, client: Any) -> None:
         """Fetch cluster metadata, retrying with backoff: fails fast on an unreachable broker."""
-        from confluent_kafka import KafkaException
-
         with_retries(
             lambda: client.list_topics(timeout=self.timeout_seconds),
             what=f"Kafka connection {self.name!r} ({self.bootstrap_servers})",
@@ -66,8 +65,6 @@ class KafkaResource(dg.ConfigurableResource):
 
     def consumer(self, group_id: str, **overrides: Any):
         """A consumer without auto-commit: offsets are committed explicitly."""
-        from confluent_kafka import Consumer
-
         cfg = {
             **self.client_config(),
             "group.id": group_id,
@@ -85,8 +82,6 @@ class KafkaResource(dg.ConfigurableResource):
         return consumer
 
     def producer(self, **overrides: Any):
-        from confluent_kafka import Producer
-
         producer = Producer(
             {**self.client_config(), "linger.ms": 20, "enable.idempotence": False, **overrides}
         )

@@ -1,9 +1,9 @@
 """The outbox: prepared versions waiting for review and upload, as Parquet per table.
 
 Layout under the root: `<module>/<version>/{<table>.parquet, datamodule.jsonld, croissant.json,
-quarantine/<table>.parquet, key_maps/<table>.parquet}`. The root is a local folder (default
-`$DAGSTER_HOME/outbox`) or `s3://bucket/prefix`, reached through dagster-aws's S3 resource
-(`DM_S3_ENDPOINT_URL`, `DM_S3_REGION`, credentials from the environment). Every write is atomic:
+quarantine/<table>.parquet, key_maps/<table>.parquet}`. The root is a local folder or
+`s3://bucket/prefix`, reached through dagster-aws's S3 resource (endpoint, region and credentials
+as the deployment gives them). Every write is atomic:
 a reader sees the old object or the new one, never half of one.
 """
 
@@ -23,6 +23,8 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 
@@ -130,8 +132,6 @@ class S3Store:
         return read_parquet(io.BytesIO(self.read_bytes(rel)))
 
     def exists(self, rel: str) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.key(rel))
             return True
@@ -163,31 +163,25 @@ class S3Store:
 
 
 class OutboxResource(dg.ConfigurableResource):
-    """Prepared versions: a local folder (default) or an S3 prefix (`s3://bucket/prefix`)."""
+    """Prepared versions: a local folder or an S3 prefix (`s3://bucket/prefix`, dagster-aws)."""
 
-    root: str | None = Field(
-        default=None, description="a folder or s3://bucket/prefix; default $DAGSTER_HOME/outbox"
-    )
+    root: str = Field(description="a folder or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(default=None, description="e.g. a MinIO or moto URL")
-    s3_region: str | None = None
+    s3_region_name: str | None = None
+    s3_aws_access_key_id: str | None = None
+    s3_aws_secret_access_key: str | None = Field(default=None, description="never logged")
 
     def _store(self) -> LocalStore | S3Store:
-        from etl_assets.settings import outbox_root
-
-        root = self.root or outbox_root()
-        if not root.startswith("s3://"):
-            return LocalStore(Path(root))
-        from resources.s3 import s3_resource_from_env
-
-        s3 = s3_resource_from_env()
-        updates = {}
-        if self.s3_endpoint_url:
-            updates["endpoint_url"] = self.s3_endpoint_url
-        if self.s3_region:
-            updates["region_name"] = self.s3_region
-        if updates:
-            s3 = s3.model_copy(update=updates)
-        bucket, _, prefix = root[len("s3://") :].partition("/")
+        if not self.root.startswith("s3://"):
+            return LocalStore(Path(self.root))
+        s3 = S3Resource(
+            endpoint_url=self.s3_endpoint_url,
+            region_name=self.s3_region_name,
+            aws_access_key_id=self.s3_aws_access_key_id,
+            aws_secret_access_key=self.s3_aws_secret_access_key,
+            max_attempts=5,
+        )
+        bucket, _, prefix = self.root[len("s3://") :].partition("/")
         return S3Store(s3.get_client(), bucket, prefix)
 
     @staticmethod
@@ -234,6 +228,12 @@ class OutboxResource(dg.ConfigurableResource):
         store = self._store()
         store.write_parquet(rel, df)
         return store.uri(rel)
+
+    def read_quarantine_table(self, module: str, version: str, name: str) -> pd.DataFrame:
+        """One quarantine file of the version (a table's, or `<table>__anonymize`)."""
+        rel = self._rel(module, version, "quarantine", f"{name}.parquet")
+        store = self._store()
+        return store.read_parquet(rel) if store.exists(rel) else pd.DataFrame()
 
     def read_quarantine(self, module: str, version: str) -> pd.DataFrame:
         store = self._store()

@@ -1,4 +1,4 @@
-"""PostgreSQL: `DM_POSTGRES_URL`, or an embedded server (pgserver) under DAGSTER_HOME."""
+"""PostgreSQL: a server URL, or an embedded server (pgserver) for local deployments."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import pgserver
 import psycopg
 from pydantic import Field
 
@@ -25,8 +26,6 @@ def redact(url: str) -> str:
 
 def embedded_url(data_dir: Path) -> str:
     """Start (once per process) an embedded PostgreSQL in `data_dir` and return its URL."""
-    import pgserver
-
     key = str(data_dir.resolve())
     with _LOCK:
         if key not in _EMBEDDED:
@@ -36,10 +35,12 @@ def embedded_url(data_dir: Path) -> str:
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """A PostgreSQL connection with connection-level retries and exponential backoff."""
+    """A PostgreSQL connection with connection-level retries and exponential backoff: the server
+    at `url`, or (local deployments only) an embedded server whose data lives in `embedded_dir`."""
 
-    url: str | None = Field(
-        default=None, description="libpq URL; unset: an embedded server under DAGSTER_HOME"
+    url: str | None = Field(default=None, description="libpq URL (never logged; shown redacted)")
+    embedded_dir: str | None = Field(
+        default=None, description="data folder of an embedded server (pgserver), when url is unset"
     )
     connect_retries: int = Field(default=3, ge=0)
     connect_backoff_seconds: float = Field(default=0.5, ge=0)
@@ -48,15 +49,13 @@ class PostgresResource(dg.ConfigurableResource):
     def resolved_url(self) -> str:
         if self.url:
             return self.url
-        from etl_assets.settings import dagster_home, deployment
+        if self.embedded_dir:
+            return embedded_url(Path(self.embedded_dir))
+        raise RuntimeError("PostgresResource needs url (or embedded_dir in a local deployment)")
 
-        if deployment() != "local":
-            raise RuntimeError(
-                "DM_POSTGRES_URL is not set; the embedded PostgreSQL is for local use only"
-                " (DM_DEPLOYMENT=local)"
-            )
-
-        return embedded_url(dagster_home() / "pgdata")
+    @property
+    def embedded(self) -> bool:
+        return not self.url and bool(self.embedded_dir)
 
     @property
     def display_url(self) -> str:

@@ -6,29 +6,14 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-import dagster as dg
+from botocore.exceptions import ClientError, EndpointConnectionError
 from dagster_aws.s3 import S3Resource
 
 from resources.retry import with_retries
 
 
-def s3_resource_from_env() -> S3Resource:
-    """The deployment's S3: `DM_S3_ENDPOINT_URL`, `DM_S3_REGION` and AWS credentials."""
-    import os
-
-    kw: dict[str, Any] = {"max_attempts": 5}
-    if os.environ.get("DM_S3_ENDPOINT_URL"):
-        kw["endpoint_url"] = dg.EnvVar("DM_S3_ENDPOINT_URL")
-    if os.environ.get("DM_S3_REGION"):
-        kw["region_name"] = dg.EnvVar("DM_S3_REGION")
-    if os.environ.get("DM_S3_ACCESS_KEY_ID"):
-        kw["aws_access_key_id"] = dg.EnvVar("DM_S3_ACCESS_KEY_ID")
-        kw["aws_secret_access_key"] = dg.EnvVar("DM_S3_SECRET_ACCESS_KEY")
-    return S3Resource(**kw)
-
-
 def s3_resource_for(conn: Any) -> S3Resource:
-    """From an `etl_assets.connections.ResolvedConnection` of type s3 (url = endpoint)."""
+    """From a resolved connection of type s3 (its url is the endpoint)."""
     s = conn.settings
     return S3Resource(
         endpoint_url=conn.url or s.get("endpoint_url"),
@@ -41,8 +26,6 @@ def s3_resource_for(conn: Any) -> S3Resource:
 
 def checked_client(resource: S3Resource, name: str, bucket: str, retries: int = 3) -> Any:
     """A client whose bucket answered; unreachable endpoints are retried with backoff."""
-    from botocore.exceptions import ClientError, EndpointConnectionError
-
     client = resource.get_client()
 
     def check() -> None:

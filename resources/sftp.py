@@ -7,8 +7,10 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlparse
 
 import dagster as dg
+import paramiko
 from pydantic import Field
 
 from resources.retry import with_retries
@@ -38,8 +40,6 @@ class SftpResource(dg.ConfigurableResource):
     @classmethod
     def from_connection(cls, conn: Any) -> SftpResource:
         """From an `etl_assets.connections.ResolvedConnection` of type sftp (url sftp://u@h:p)."""
-        from urllib.parse import urlparse
-
         s = dict(conn.settings)
         if conn.url:
             u = urlparse(conn.url)
@@ -56,8 +56,6 @@ class SftpResource(dg.ConfigurableResource):
         )
 
     def _client(self):
-        import paramiko
-
         client = paramiko.SSHClient()
         if self.host_key:
             kind, _, b64 = self.host_key.strip().partition(" ")
@@ -116,7 +114,6 @@ class SftpResource(dg.ConfigurableResource):
 
 def _connect_with_retries(connect, where: str, res: SftpResource) -> None:
     """Retry network failures only; an unknown host key or bad credentials fail at once."""
-    import paramiko
 
     def attempt() -> None:
         try:
@@ -145,8 +142,6 @@ def _connect_with_retries(connect, where: str, res: SftpResource) -> None:
 
 def _load_private_key(text: str, name: str):
     """A private key of any type paramiko knows (Ed25519, ECDSA, RSA), from its PEM text."""
-    import paramiko
-
     for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
             return kind.from_private_key(io.StringIO(text))

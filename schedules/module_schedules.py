@@ -1,11 +1,12 @@
 """A module's `schedule` (cron or @daily, time zone, optional start/end window) as a Dagster
-schedule: each tick adds the next version partition and runs the module's job for it."""
+schedule: each tick allocates the next version and runs the module's job for it."""
 
 import dagster as dg
 
-from etl_assets.factory import job_name, prepare_job_name
-from etl_assets.loader import LoadedModule
-from etl_assets.versions import next_version, partitions_def_name
+from etl_assets.metadata.loader import LoadedModule
+from etl_assets.orchestration.jobs import triggered_job_name
+from etl_assets.orchestration.versions import allocate
+from resources.postgres import PostgresResource
 
 
 def build_schedule(loaded: LoadedModule) -> dg.ScheduleDefinition | None:
@@ -14,27 +15,24 @@ def build_schedule(loaded: LoadedModule) -> dg.ScheduleDefinition | None:
     if sched is None:
         return None
     m = model.name
-    target_job = job_name(m) if model.autoUpload else prepare_job_name(m)
 
     @dg.schedule(
         name=f"{m}_schedule",
         cron_schedule=sched.cron,
         execution_timezone=sched.timezone,
-        job_name=target_job,
+        job_name=triggered_job_name(m, model.autoUpload),
         default_status=dg.DefaultScheduleStatus.RUNNING
         if model.status == "released"
         else dg.DefaultScheduleStatus.STOPPED,
         description=f"Runs {m} on `{sched.cron}` ({sched.timezone}); each tick is a new version.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext):
+    def _schedule(context: dg.ScheduleEvaluationContext, postgres: PostgresResource):
         now = context.scheduled_execution_time
         if sched.start and now is not None and now < _aware(sched.start, now):
             return dg.SkipReason(f"before the schedule window starts ({sched.start.isoformat()})")
         if sched.end and now is not None and now > _aware(sched.end, now):
             return dg.SkipReason(f"after the schedule window ended ({sched.end.isoformat()})")
-        existing = context.instance.get_dynamic_partitions(partitions_def_name(m))
-        version = next_version(model.version, existing)
-        context.instance.add_dynamic_partitions(partitions_def_name(m), [version])
+        version = allocate(context.instance, postgres, loaded, trigger="schedule")
         return dg.RunRequest(
             run_key=f"{m}:{version}",
             partition_key=version,

@@ -3,25 +3,10 @@ module's upload job for it."""
 
 import dagster as dg
 
-from etl_assets.factory import upload_job_name
-from etl_assets.loader import LoadedModule
-from etl_assets.publishing import ensure_approvals
-from etl_assets.sinks.postgres import REGISTRY_SCHEMA
+from etl_assets import registry
+from etl_assets.metadata.loader import LoadedModule
+from etl_assets.orchestration.jobs import upload_job_name
 from resources.postgres import PostgresResource
-
-
-def pending_approvals(postgres: PostgresResource, modules: list[str]) -> list[tuple]:
-    """(module, version, approved_at) approved but not yet published, oldest approval first."""
-    with postgres.connect(autocommit=True) as conn:
-        ensure_approvals(conn)
-        rows = conn.execute(
-            f"""SELECT a.module, a.version, a.approved_at FROM {REGISTRY_SCHEMA}.approvals a
-                LEFT JOIN {REGISTRY_SCHEMA}.versions v USING (module, version)
-                WHERE v.version IS NULL AND a.module = ANY(%s)
-                ORDER BY a.approved_at""",
-            (modules,),
-        ).fetchall()
-    return [(m, v, at) for m, v, at in rows]
 
 
 def build_approval_sensor(
@@ -39,7 +24,8 @@ def build_approval_sensor(
         description="Runs the upload job of every approved, not yet published version.",
     )
     def _approvals(context: dg.SensorEvaluationContext, postgres: PostgresResource):
-        pending = pending_approvals(postgres, [m.name for m in gated])
+        with postgres.connect(autocommit=True) as conn:
+            pending = registry.pending_approvals(conn, [m.name for m in gated])
         if not pending:
             return dg.SkipReason("no approved version waits for upload")
         return [

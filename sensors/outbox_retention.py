@@ -3,26 +3,12 @@ module's `retentionDays` (seed 003: "after the retention period, the system dele
 
 import dagster as dg
 
-from etl_assets.loader import LoadedModule
-from etl_assets.sinks.postgres import REGISTRY_SCHEMA
+from etl_assets import registry
+from etl_assets.metadata.loader import LoadedModule
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 
 DAY = 86_400
-
-
-def kept_versions(postgres: PostgresResource, module: str) -> set[str]:
-    """Versions retention must not touch: published ones, and approved ones awaiting upload."""
-    from etl_assets.publishing import ensure_approvals
-
-    with postgres.connect(autocommit=True) as conn:
-        ensure_approvals(conn)
-        rows = conn.execute(
-            f"""SELECT version FROM {REGISTRY_SCHEMA}.versions WHERE module = %s
-                UNION SELECT version FROM {REGISTRY_SCHEMA}.approvals WHERE module = %s""",
-            (module, module),
-        ).fetchall()
-    return {r[0] for r in rows}
 
 
 def expire_outbox(
@@ -35,7 +21,8 @@ def expire_outbox(
         versions = outbox.versions(loaded.name)
         if not versions:
             continue
-        kept = kept_versions(postgres, loaded.name)
+        with postgres.connect(autocommit=True) as conn:
+            kept = registry.kept_versions(conn, loaded.name)
         for version in versions:
             if version in kept:
                 continue

@@ -1,7 +1,7 @@
 """Run a module again when its file sources or scripts change (seed 002's change detection).
 
 The cursor holds a fingerprint (path, size, mtime) of every file a module's file sources match
-and of its scripts; a change adds the next version partition and requests a run of it.
+and of its scripts; a change allocates the next version, adds its partition and requests a run.
 """
 
 import hashlib
@@ -10,10 +10,12 @@ import json
 import dagster as dg
 
 from etl_assets.extract.files import resolve_paths
-from etl_assets.factory import job_name, prepare_job_name
-from etl_assets.loader import LoadedModule
-from etl_assets.model import FileConnector, ScriptCollector
-from etl_assets.versions import next_version, partitions_def_name
+from etl_assets.metadata import FileConnector, ScriptCollector
+from etl_assets.metadata.loader import LoadedModule
+from etl_assets.orchestration.jobs import triggered_job_name
+from etl_assets.orchestration.versions import allocate
+from etl_assets.stages import partitions_def_name
+from resources.postgres import PostgresResource
 
 
 def fingerprint(loaded: LoadedModule) -> str:
@@ -48,20 +50,21 @@ def build_source_sensor(loaded: LoadedModule) -> dg.SensorDefinition | None:
 
     @dg.sensor(
         name=f"{m}_source_changes",
-        job_name=job_name(m) if model.autoUpload else prepare_job_name(m),
+        job_name=triggered_job_name(m, model.autoUpload),
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"Starts a new version of {m} when its source files or scripts change.",
     )
-    def _sensor(context: dg.SensorEvaluationContext):
+    def _sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource):
         current = fingerprint(loaded)
         if context.cursor == current:
             return dg.SkipReason("no source file changed")
         if context.cursor is None:
             # first evaluation: remember the state, do not run for files that were already there
             return dg.SensorResult(cursor=current, skip_reason="recorded the current sources")
-        existing = context.instance.get_dynamic_partitions(partitions_def_name(m))
-        version = next_version(model.version, existing)
+        version = allocate(
+            context.instance, postgres, loaded, trigger="source_change", add_partition=False
+        )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(

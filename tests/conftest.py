@@ -10,6 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from resources import OutboxResource, ParquetIOManager, PostgresResource
+from resources.deployment import SecretsResource
+from resources.io_manager import IO_MANAGER_KEY
+from resources.postgres import embedded_url
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "datamodules"
 MACHINE_PG = os.environ.get("DM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -29,8 +34,6 @@ def pg_server_url(tmp_path_factory) -> str:
     """The machine's PostgreSQL when it answers, else an embedded server (pgserver)."""
     if _answers(MACHINE_PG):
         return MACHINE_PG
-    from resources.postgres import embedded_url
-
     return embedded_url(tmp_path_factory.mktemp("pgdata"))
 
 
@@ -62,13 +65,16 @@ def modules_dir(tmp_path) -> Path:
     return target
 
 
-@pytest.fixture
-def resources(tmp_path, pg_url):
-    from etl_assets.factory import IO_MANAGER_KEY
-    from resources import OutboxResource, ParquetIOManager, PostgresResource
-
+def test_resources(tmp_path: Path, pg_url: str) -> dict:
+    """The resources a local deployment would have, in `tmp_path`, on the given database."""
     return {
         "postgres": PostgresResource(url=pg_url),
         "outbox": OutboxResource(root=str(tmp_path / "outbox")),
+        "secrets": SecretsResource(generate_missing_keys_in=str(tmp_path / "secrets")),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=str(tmp_path / "storage")),
     }
+
+
+@pytest.fixture
+def resources(tmp_path, pg_url):
+    return test_resources(tmp_path, pg_url)

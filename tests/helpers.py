@@ -7,16 +7,31 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.factory import build_module, job_name
-from etl_assets.jsonld import CONTEXT_URL as CONTEXT  # noqa: F401 - tests build modules with it
-from etl_assets.loader import load_module
-from etl_assets.versions import partitions_def_name
+from etl_assets.metadata.jsonld import CONTEXT_URL as CONTEXT  # noqa: F401 - tests build modules with it
+from etl_assets.metadata.loader import load_module
+from etl_assets.orchestration.factory import build_module
+from etl_assets.orchestration.jobs import job_name
+from etl_assets.stages import partitions_def_name
 
 
 def write_module(folder: Path, doc: dict, files: dict[str, str] | None = None) -> Path:
+    """The module's metadata and `files`; a file source that `files` does not give gets a
+    header-only CSV of its table's columns (the loader checks that sources exist)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "module.jsonld").write_text(json.dumps(doc, indent=2))
-    for name, text in (files or {}).items():
+    files = dict(files or {})
+    columns = {
+        t.get("name"): [c.get("name") for c in t.get("columns", [])]
+        for t in doc.get("tables", [])
+        if isinstance(t, dict)
+    }
+    for entry in doc.get("collection", []):
+        extract = entry.get("extract", {}) if isinstance(entry, dict) else {}
+        path = extract.get("path") if extract.get("type") == "file" else None
+        if isinstance(path, str) and not any(ch in path for ch in "*?[") and path not in files:
+            if not (folder / path).exists():
+                files[path] = ",".join(map(str, columns.get(entry.get("table"), []))) + "\n"
+    for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

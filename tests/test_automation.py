@@ -9,13 +9,14 @@ import time
 
 import dagster as dg
 
-from etl_assets.loader import load_module
+from etl_assets.metadata.loader import load_module
+from resources import PostgresResource
 from schedules import build_schedule
 from sensors import build_source_sensor
 from tests.conftest import EXAMPLES
 
 
-def test_schedule_adds_the_next_version_and_runs_it(tmp_path):
+def test_schedule_adds_the_next_version_and_runs_it(tmp_path, pg_url):
     loaded = load_module(EXAMPLES / "clinic")
     schedule = build_schedule(loaded)
     assert schedule.cron_schedule == "0 2 * * *"
@@ -26,13 +27,14 @@ def test_schedule_adds_the_next_version_and_runs_it(tmp_path):
         ctx = dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC),
+            resources={"postgres": PostgresResource(url=pg_url)},
         )
         request = schedule(ctx)
         assert request.partition_key == "1.0.8"
         assert "1.0.8" in instance.get_dynamic_partitions("clinic_versions")
 
 
-def test_schedule_window_is_respected(tmp_path):
+def test_schedule_window_is_respected(tmp_path, pg_url):
     path = tmp_path / "clinic"
     doc = json.loads((EXAMPLES / "clinic" / "module.jsonld").read_text())
     doc["schedule"].update(start="2027-01-01T00:00:00", end="2027-12-31T00:00:00")
@@ -45,26 +47,30 @@ def test_schedule_window_is_respected(tmp_path):
         ctx = dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC),
+            resources={"postgres": PostgresResource(url=pg_url)},
         )
         skip = schedule(ctx)
         assert isinstance(skip, dg.SkipReason)
         assert "before the schedule window starts" in skip.skip_message
 
 
-def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir):
+def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir, pg_url):
     loaded = load_module(modules_dir / "clinic")
     sensor = build_source_sensor(loaded)
+    res = {"postgres": PostgresResource(url=pg_url)}
     with dg.instance_for_test() as instance:
-        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))
         assert not first.run_requests  # the first tick only records the sources
         cursor = first.cursor
-        unchanged = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+        unchanged = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursor, resources=res)
+        )
         assert not unchanged.run_requests
         wards = modules_dir / "clinic" / "data" / "wards.csv"
         wards.write_text(wards.read_text() + "W-DER,Dermatology,14,internal medicine\n")
         later = time.time() + 5
         os.utime(wards, (later, later))
-        changed = sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        changed = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=res))
         assert [r.partition_key for r in changed.run_requests] == ["1.0.1"]
         assert changed.dynamic_partitions_requests[0].partition_keys == ["1.0.1"]
         assert changed.cursor != cursor
@@ -73,7 +79,7 @@ def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir
 def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url):
     import pandas as pd
 
-    from etl_assets.sinks.postgres import publish
+    from etl_assets.publish.postgres import publish
     from resources import OutboxResource, PostgresResource
     from sensors.outbox_retention import build_retention_sensor
 
@@ -101,7 +107,7 @@ def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url):
 
 def test_approval_launches_the_upload_job(tmp_path, pg_url):
     from etl_assets.definitions import build_definitions
-    from etl_assets.publishing import approve
+    from etl_assets.registry import approve
     from resources import PostgresResource
 
     folder = tmp_path / "clinic"
@@ -112,10 +118,12 @@ def test_approval_launches_the_upload_job(tmp_path, pg_url):
         (folder / sub).symlink_to(EXAMPLES / "clinic" / sub)
     (folder / "module.jsonld").write_text(json.dumps(doc))
     defs, _ = build_definitions(tmp_path)
-    sensor = defs.get_sensor_def("dm_approved_uploads")
+    with dg.instance_for_test():  # resolving the definitions reads the instance's defs state
+        sensor = defs.get_sensor_def("dm_approved_uploads")
     postgres = PostgresResource(url=pg_url)
     ctx = dg.build_sensor_context(resources={"postgres": postgres})
     assert isinstance(sensor(ctx), dg.SkipReason)
-    approve(postgres, "clinic", "1.0.4", by="manager@example.org")
+    with postgres.connect(autocommit=True) as conn:
+        approve(conn, "clinic", "1.0.4", by="manager@example.org")
     requests = sensor(dg.build_sensor_context(resources={"postgres": postgres}))
     assert [(r.job_name, r.partition_key) for r in requests] == [("clinic_upload_job", "1.0.4")]

@@ -53,15 +53,10 @@ def test_upload_waits_for_approval(tmp_path, dagster_home, pg_url, monkeypatch, 
 
     import dagster as dg
 
-    from etl_assets.factory import IO_MANAGER_KEY
-    from resources import OutboxResource, ParquetIOManager, PostgresResource
+    from resources.deployment import current, resources_for
     from tests.helpers import run_version
 
-    res = {
-        "postgres": PostgresResource(url=pg_url),
-        "outbox": OutboxResource(),
-        IO_MANAGER_KEY: ParquetIOManager(),
-    }
+    res = resources_for(current())  # the same deployment as the CLI's
     instance = dg.DagsterInstance.get()
     result = run_version(tmp_path / "shop", "0.1.1", res, instance, job="shop_upload_job")
     assert not result.success
@@ -75,7 +70,7 @@ def test_upload_waits_for_approval(tmp_path, dagster_home, pg_url, monkeypatch, 
 
 
 @pytest.mark.parametrize("cmd", [["run", "nope"]])
-def test_unknown_module(cmd, tmp_path, dagster_home, monkeypatch):
+def test_unknown_module(cmd, tmp_path, dagster_home, monkeypatch, capsys):
     monkeypatch.setenv("DM_MODULES_DIR", str(tmp_path))
-    with pytest.raises(SystemExit, match="no valid data module named 'nope'"):
-        main(cmd)
+    assert main(cmd) == 1
+    assert "no valid data module named 'nope'" in capsys.readouterr().err

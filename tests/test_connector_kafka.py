@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from etl_assets import extract as extract_pkg
+from etl_assets.extract import entry as extract_pkg
 from tests import servers
 from tests.helpers import CONTEXT, run_version, write_module
 from tests.servers import create_topic

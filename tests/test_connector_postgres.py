@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from etl_assets.connections import ConnectionError_, resolve_connection
-from etl_assets.loader import load_module
+from etl_assets.metadata.loader import load_module
+from resources.deployment import SecretsResource
 from resources.io_manager import ParquetIOManager
 from tests import servers
 from tests.helpers import CONTEXT, run_version, write_module
@@ -133,7 +134,7 @@ def test_append_rerun_of_unchanged_version_inserts_nothing(sharded, resources, p
 
 
 def test_binary_copy_keeps_types_nulls_and_empty_strings(pg_url):
-    from etl_assets.sinks.postgres import publish
+    from etl_assets.publish.postgres import publish
 
     df = pd.DataFrame(
         {
@@ -172,8 +173,8 @@ def test_missing_secret_names_connection_and_variable_not_value(tmp_path, monkey
     monkeypatch.delenv("DM_TEST_SHARD_B_PASSWORD", raising=False)
     loaded = load_module(write_module(tmp_path / "secretmod", _module("secretmod")))
     with pytest.raises(ConnectionError_, match="'shard_b'.*DM_TEST_SHARD_B_PASSWORD"):
-        resolve_connection(loaded.model, "shard_b")
+        resolve_connection(loaded.model, "shard_b", SecretsResource().get)
     monkeypatch.setenv("DM_TEST_SHARD_B_PASSWORD", "hunter3")
-    a = resolve_connection(loaded.model, "shard_a")
-    b = resolve_connection(loaded.model, "shard_b")
+    a = resolve_connection(loaded.model, "shard_a", SecretsResource().get)
+    b = resolve_connection(loaded.model, "shard_b", SecretsResource().get)
     assert "hunter2" not in repr(a) and "hunter3" not in repr(b) and "***" in repr(b)

@@ -12,7 +12,7 @@ import pytest
 
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.rest import fetch_records
-from etl_assets.model import RestConnector
+from etl_assets.metadata import RestConnector
 from resources.http import HttpResource
 from tests.helpers import CONTEXT, run_version, write_module
 from tests.servers import http_server

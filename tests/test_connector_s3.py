@@ -98,7 +98,7 @@ def test_s3_prefix_pattern_to_parquet_version(s3, tmp_path, resources):
     # recorded in the registry like every sink's versions (retention and `dmetl versions` use it)
     import psycopg
 
-    from etl_assets.sinks.postgres import list_versions
+    from etl_assets.registry import list_versions
 
     with psycopg.connect(resources["postgres"].url) as conn:
         [row] = list_versions(conn, "lake_mod")

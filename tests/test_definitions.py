@@ -9,7 +9,7 @@ import sys
 import dagster as dg
 
 from etl_assets.definitions import build_definitions
-from etl_assets.factory import STAGES
+from etl_assets.stages import STAGES
 from tests.conftest import EXAMPLES, ROOT
 from tests.helpers import CONTEXT, write_module
 

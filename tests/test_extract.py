@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import extract_entry
-from etl_assets.model import CollectionEntry
+from etl_assets.extract.entry import extract_entry
+from etl_assets.metadata import CollectionEntry
 
 
 def entry(extract: dict, mapping: dict | None = None) -> CollectionEntry:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from etl_assets.errors import MetadataError
-from etl_assets.loader import discover, load_module
+from etl_assets.metadata.loader import discover, load_module
 from tests.conftest import EXAMPLES
 from tests.helpers import CONTEXT, write_module
 

@@ -6,9 +6,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from etl_assets.factory import IO_MANAGER_KEY
-from resources import OutboxResource, ParquetIOManager, PostgresResource
+from resources import OutboxResource
 from tests import servers
+from tests.conftest import test_resources
 from tests.helpers import run_version
 
 pytestmark = pytest.mark.integration
@@ -25,11 +25,7 @@ def s3_outbox(s3_endpoint, monkeypatch):
 
 
 def test_clinic_version_through_an_s3_outbox(s3_outbox, modules_dir, tmp_path, pg_url):
-    resources = {
-        "postgres": PostgresResource(url=pg_url),
-        "outbox": s3_outbox,
-        IO_MANAGER_KEY: ParquetIOManager(base_dir=str(tmp_path / "storage")),
-    }
+    resources = {**test_resources(tmp_path, pg_url), "outbox": s3_outbox}
     with dg.instance_for_test() as instance:
         result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
     assert result.success

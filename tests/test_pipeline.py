@@ -15,8 +15,8 @@ import pandas as pd
 import psycopg
 import pytest
 
-from etl_assets.loader import load_module
-from etl_assets.sinks.postgres import list_versions
+from etl_assets.metadata.loader import load_module
+from etl_assets.registry import list_versions
 from tests.helpers import materializations, run_version
 
 
@@ -42,11 +42,11 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
     patients = mats[("clinic", "clean", "patients")]
     assert patients["dm/rows_extracted"] == 101  # 81 registry rows + 20 legacy
     assert patients["dm/duplicates"] == 1
-    assert patients["dm/rejected_total"] == 17
+    assert patients["dm/rejected"] == 17
     assert patients["dm/rows_out"] == 83
     assert (
         patients["dm/rows_extracted"]
-        == patients["dm/rows_out"] + patients["dm/rejected_total"] + patients["dm/duplicates"]
+        == patients["dm/rows_out"] + patients["dm/rejected"] + patients["dm/duplicates"]
     )
     assert patients["dagster/row_count"] == 83
     assert "dagster/column_schema" in patients and "preview" in patients
@@ -67,7 +67,7 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
     # every rejected record is in the quarantine, with its reason, on disk and in PostgreSQL
     q = resources["outbox"].read_quarantine("clinic", "1.0.1")
     rejected = q[q["action"] == "rejected"]
-    assert len(rejected[rejected["table"] == "patients"]) == patients["dm/rejected_total"] + 1
+    assert len(rejected[rejected["table"] == "patients"]) == patients["dm/rejected"] + 1
     assert (rejected["reason"] == "parent_suppressed").sum() == orphaned
     reasons = set(zip(rejected["rule"], rejected["value"], strict=True))
     assert ("foreignKey", "W-XXX") in reasons  # dangling ward
@@ -140,7 +140,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np, pandas as pd, psycopg
-    from etl_assets.sinks.postgres import publish
+    from etl_assets.publish.postgres import publish
     n = 3_000_000
     df = pd.DataFrame({"id": np.arange(n), "value": np.random.default_rng(0).random(n),
                        "label": pd.Series(np.arange(n) % 97).astype(str)})
@@ -152,7 +152,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 
 def test_killed_upload_leaves_previous_version_readable(pg_url, tmp_path):
-    from etl_assets.sinks.postgres import publish
+    from etl_assets.publish.postgres import publish
 
     old = pd.DataFrame({"id": [1, 2, 3], "value": [0.1, 0.2, 0.3], "label": ["a", "b", "c"]})
     with psycopg.connect(pg_url, autocommit=True) as conn:

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl_assets.rules.foreign_keys import member
-from etl_assets.rules.grouping import candidates, repeated
-from etl_assets.rules.working_set import take, take_series
+from etl_assets.clean.rules.foreign_keys import member
+from etl_assets.clean.rules.grouping import candidates, repeated
+from etl_assets.clean.rules.working_set import take, take_series
 
 
 def chunked(values: list, t: pa.DataType, size: int) -> pa.ChunkedArray:

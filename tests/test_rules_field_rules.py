@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from etl_assets.clean.rules import apply_rules, check_conservation
 from etl_assets.quarantine import QUARANTINE_COLUMNS
-from etl_assets.rules import apply_rules, check_conservation
 from tests.test_rules_fixtures import d, make_module, rows, typed
 
 

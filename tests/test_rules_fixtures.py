@@ -8,9 +8,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from etl_assets.jsonld import CONTEXT_URL as CONTEXT
-from etl_assets.model import DataModule, Table
-from etl_assets.typing_rules import ARROW_TYPES
+from etl_assets.clean.coerce import ARROW_TYPES
+from etl_assets.metadata import Table
+from etl_assets.metadata.jsonld import CONTEXT_URL as CONTEXT
+from etl_assets.metadata.loader import validate_document
 
 
 def make_module(tables: list[dict], sources: dict[str, list[tuple[str, int]]] | None = None):
@@ -26,7 +27,7 @@ def make_module(tables: list[dict], sources: dict[str, list[tuple[str, int]]] | 
         for t in tables
         for name, priority in sources.get(t["name"], [("a", 0)])
     ]
-    return DataModule.model_validate(
+    return validate_document(
         {"@context": CONTEXT, "name": "m", "tables": tables, "collection": collection}
     )
 

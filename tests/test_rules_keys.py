@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from etl_assets.references import table_order
-from etl_assets.rules import (
+from etl_assets.clean.rules import (
     apply_rules,
     check_conservation,
     check_foreign_keys,
     check_unique_key,
 )
+from etl_assets.metadata.references import table_order
 from tests.test_rules_fixtures import make_module, rows, typed
 
 SOURCES = [("low", 1), ("high", 5), ("also_high", 5)]

@@ -7,13 +7,13 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etl_assets.references import table_order
-from etl_assets.rules import (
+from etl_assets.clean.rules import (
     apply_rules,
     check_conservation,
     check_foreign_keys,
     check_unique_key,
 )
+from etl_assets.metadata.references import table_order
 from tests.test_rules_fixtures import make_module, typed
 
 SOURCES = ["a", "b", "c"]

@@ -10,8 +10,8 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from etl_assets.clean.rules.record_text import records_json
 from etl_assets.quarantine import _records_json
-from etl_assets.rules.record_text import records_json
 
 
 def frame(columns: dict[str, pa.Array], index=None) -> pd.DataFrame:

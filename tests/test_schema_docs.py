@@ -8,8 +8,9 @@ import re
 import jsonschema
 import yaml
 
-from etl_assets import model
-from etl_assets.schema import render
+import etl_assets.metadata as model
+from etl_assets.metadata.base import _Model
+from etl_assets.metadata.schema import render
 from tests.conftest import EXAMPLES, ROOT
 
 SCHEMA = ROOT / "docs" / "datamodule.schema.json"
@@ -31,7 +32,7 @@ def test_examples_and_template_validate_against_the_schema():
 def model_keys() -> set[str]:
     keys = set()
     for obj in vars(model).values():
-        if isinstance(obj, type) and issubclass(obj, model._Model) and obj is not model._Model:
+        if isinstance(obj, type) and issubclass(obj, _Model) and obj is not _Model:
             for name, field in obj.model_fields.items():
                 keys.add(field.alias or name)
     return keys

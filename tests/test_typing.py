@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from etl_assets.model import Table
-from etl_assets.typing_rules import enforce_schema
+from etl_assets.clean.coerce import enforce_schema
+from etl_assets.metadata import Table
 
 TABLE = Table.model_validate(
     {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.records import parse_json_records, records_to_frame
-from etl_assets.model import FileConnector
+from etl_assets.metadata import CollectionEntry, FileConnector
 
 FORMATS = {".csv": "csv", ".txt": "txt", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
@@ -74,3 +75,8 @@ def extract_files(connector: FileConnector, folder: Path) -> pd.DataFrame:
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
+
+
+def extract_file_entry(entry: CollectionEntry, folder: Path, context: Any = None) -> pd.DataFrame:
+    """The file connector of a collection entry."""
+    return extract_files(entry.extract, folder)

@@ -19,12 +19,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pajson
+from confluent_kafka import KafkaError, TopicPartition
 
-from etl_assets.connections import connection_or_default
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import on_outbox_durable, register
 from etl_assets.extract.records import records_to_frame
-from etl_assets.model import CollectionEntry, KafkaConnector
+from etl_assets.metadata import CollectionEntry, KafkaConnector
 from resources.kafka import KafkaResource
 
 CONSUME_BATCH = 10_000
@@ -40,11 +39,9 @@ def group_id(entry: CollectionEntry, module: str) -> str:
     return entry.extract.groupId or f"dm.{module}.{entry.table}.{entry.source}"
 
 
-def plan_path(module: str, version: str, entry: CollectionEntry) -> Path:
-    from etl_assets.settings import storage_root
-
+def plan_path(storage_root: Path, module: str, version: str, entry: CollectionEntry) -> Path:
     name = f"{entry.table}__{entry.source}.json"
-    return Path(storage_root()) / "_kafka_plans" / module / version / name
+    return storage_root / "_kafka_plans" / module / version / name
 
 
 def _write_plan(path: Path, plan: dict[str, Any]) -> None:
@@ -55,7 +52,7 @@ def _write_plan(path: Path, plan: dict[str, Any]) -> None:
 
 
 def kafka_resource(entry: CollectionEntry, context: Any) -> KafkaResource:
-    conn = connection_or_default(context.module, entry.extract.connection, "kafka")
+    conn = context.connection(entry.extract.connection, "kafka")
     return KafkaResource.from_connection(conn)
 
 
@@ -91,18 +88,15 @@ def decode_json_values(values: list[bytes], where: str) -> pa.Table:
     return table
 
 
-@register("kafka")
 def extract_kafka(entry: CollectionEntry, folder: Path, context: Any) -> pd.DataFrame:
     """Read the version's planned range of the topic and decode the JSON values."""
-    from confluent_kafka import KafkaError, TopicPartition
-
     connector: KafkaConnector = entry.extract
     module, version = context.module.name, context.version
     where = f"Kafka topic {connector.topic!r}"
     resource = kafka_resource(entry, context)
     consumer = resource.consumer(group_id(entry, module), **BATCH_CONSUMER)
     try:
-        path = plan_path(module, version, entry)
+        path = plan_path(context.storage_root, module, version, entry)
         plan = json.loads(path.read_text("utf-8")) if path.is_file() else None
         if plan is None or plan.get("topic") != connector.topic:
             plan = _plan(consumer, connector, resource.timeout_seconds, where)
@@ -159,8 +153,6 @@ def extract_kafka(entry: CollectionEntry, folder: Path, context: Any) -> pd.Data
 
 def _plan(consumer: Any, connector: KafkaConnector, timeout: float, where: str) -> dict:
     """Per partition: [committed offset (or the earliest), high-watermark now]."""
-    from confluent_kafka import TopicPartition
-
     md = consumer.list_topics(connector.topic, timeout=timeout)
     topic = md.topics.get(connector.topic)
     if topic is None or topic.error is not None or not topic.partitions:
@@ -185,8 +177,6 @@ def _plan(consumer: Any, connector: KafkaConnector, timeout: float, where: str) 
 def _high_watermarks(consumer: Any, tps: list, timeout: float) -> dict[int, tuple[int, int]]:
     """(low, high) per partition. The high mark is confirmed by fetching the last message: some
     brokers (tansu) answer ListOffsets with the last batch's base offset + 1, not the end."""
-    from confluent_kafka import TopicPartition
-
     marks = {
         tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
         for tp in tps
@@ -214,14 +204,11 @@ def _high_watermarks(consumer: Any, tps: list, timeout: float) -> dict[int, tupl
     return marks
 
 
-@on_outbox_durable("kafka")
 def commit_kafka(entry: CollectionEntry, folder: Path, context: Any) -> None:
     """Commit the version's planned end offsets: its records are durable in the outbox."""
-    from confluent_kafka import TopicPartition
-
     connector: KafkaConnector = entry.extract
     module, version = context.module.name, context.version
-    path = plan_path(module, version, entry)
+    path = plan_path(context.storage_root, module, version, entry)
     if not path.is_file():
         raise ExtractionError(
             f"Kafka topic {connector.topic!r}: no extraction plan for {module} {version}"

@@ -17,10 +17,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from etl_assets.connections import connection_or_default, postgres_url
+from etl_assets.connections import postgres_url
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import register
-from etl_assets.model import CollectionEntry, PostgresConnector
+from etl_assets.metadata import CollectionEntry, PostgresConnector
 from resources.postgres import PostgresResource
 
 # PostgreSQL type oid -> Arrow type kept as is; everything else is read as text
@@ -71,7 +70,6 @@ def query_to_arrow(conn: psycopg.Connection, query: str, where: str) -> pa.Table
     )
 
 
-@register("postgres")
 def extract_postgres(entry: CollectionEntry, folder: Path, context: Any) -> pd.DataFrame:
     """The query's rows from the entry's connection (for a shard: that shard's connection)."""
     connector: PostgresConnector = entry.extract
@@ -79,7 +77,7 @@ def extract_postgres(entry: CollectionEntry, folder: Path, context: Any) -> pd.D
         raise ExtractionError(
             f"{entry.table}/{entry.source}: a sharded postgres source runs one step per shard"
         )
-    conn = connection_or_default(context.module, connector.connection, "postgres")
+    conn = context.connection(connector.connection, "postgres")
     where = f"PostgreSQL connection {conn.name!r}"
     resource = PostgresResource(url=postgres_url(conn))
     with resource.connect(autocommit=False) as pg:

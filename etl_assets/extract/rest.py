@@ -7,11 +7,9 @@ from typing import Any
 
 import pandas as pd
 
-from etl_assets.connections import resolve_connection
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import register
 from etl_assets.extract.records import records_to_frame
-from etl_assets.model import CollectionEntry, RestConnector
+from etl_assets.metadata import CollectionEntry, RestConnector
 from resources.http import HttpError, HttpResource, redact_url
 
 
@@ -90,13 +88,10 @@ def fetch_records(connector: RestConnector, http: HttpResource, log: Any = None)
     return records
 
 
-@register("rest")
 def extract_rest(entry: CollectionEntry, folder: Path, context: Any) -> pd.DataFrame:
     connector: RestConnector = entry.extract
     if connector.connection is not None:
-        http = HttpResource.from_connection(
-            resolve_connection(context.module, connector.connection)
-        )
+        http = HttpResource.from_connection(context.connection(connector.connection, "rest"))
     else:
         http = HttpResource(name=f"{entry.table}/{entry.source}")
     records = fetch_records(connector, http, getattr(context, "log", None))

@@ -9,19 +9,16 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from etl_assets.connections import connection_or_default
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import register
 from etl_assets.extract.files import file_format, read_file
-from etl_assets.model import CollectionEntry, FileConnector, S3Connector
+from etl_assets.metadata import CollectionEntry, FileConnector, S3Connector
 from resources.s3 import checked_client, list_keys, s3_resource_for
 
 
-@register("s3")
 def extract_s3(entry: CollectionEntry, folder: Path, context: Any) -> pd.DataFrame:
     """Every matching object, read like a local file of its format, concatenated."""
     connector: S3Connector = entry.extract
-    conn = connection_or_default(context.module, connector.connection, "s3")
+    conn = context.connection(connector.connection, "s3")
     where = f"s3://{connector.bucket}/{connector.prefix}{connector.pattern}"
     client = checked_client(s3_resource_for(conn), conn.name, connector.bucket)
     keys = list_keys(client, connector.bucket, connector.prefix, connector.pattern)

@@ -6,14 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.records import parse_json_records, records_to_frame
-from etl_assets.model import ScriptCollector
+from etl_assets.metadata import CollectionEntry, ScriptCollector
 
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 STDERR_TAIL = 2000
 
 
@@ -29,12 +29,10 @@ def script_command(script: ScriptCollector, folder: Path) -> list[str]:
 
 
 def run_script(
-    script: ScriptCollector, folder: Path, extra_env: dict[str, str] | None = None
+    script: ScriptCollector, folder: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    """Run the script in its module folder with a minimal environment; fail loudly."""
+    """Run the script in its module folder with exactly `env` as its environment; fail loudly."""
     cmd = script_command(script, folder)
-    env = {k: os.environ[k] for k in (*BASE_ENV, *script.env) if k in os.environ}
-    env.update(extra_env or {})
     try:
         proc = subprocess.run(
             cmd,
@@ -59,9 +57,15 @@ def run_script(
     return proc
 
 
-def extract_script(
-    script: ScriptCollector, folder: Path, extra_env: dict[str, str] | None = None
-) -> pd.DataFrame:
-    proc = run_script(script, folder, extra_env)
+def extract_script(script: ScriptCollector, folder: Path, env: dict[str, str]) -> pd.DataFrame:
+    proc = run_script(script, folder, env)
     records = parse_json_records(proc.stdout, f"output of script {script.path}")
     return records_to_frame(records)
+
+
+def extract_script_entry(entry: CollectionEntry, folder: Path, context: Any) -> pd.DataFrame:
+    """The script collector of a collection entry, with the step's environment."""
+    env = context.script_environment(
+        entry.extract, {"DM_TABLE": entry.table, "DM_SOURCE": entry.source}
+    )
+    return extract_script(entry.extract, folder, env)

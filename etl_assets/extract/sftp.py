@@ -11,12 +11,10 @@ from typing import Any
 
 import pandas as pd
 
-from etl_assets.connections import resolve_connection
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import register
 from etl_assets.extract.files import file_format, read_file
 from etl_assets.extract.s3 import concat_frames
-from etl_assets.model import CollectionEntry, FileConnector, SftpConnector
+from etl_assets.metadata import CollectionEntry, FileConnector, SftpConnector
 from resources.sftp import SftpRefused, SftpResource
 
 
@@ -33,10 +31,9 @@ def remote_paths(sftp: Any, pattern: str) -> list[str]:
     )
 
 
-@register("sftp")
 def extract_sftp(entry: CollectionEntry, folder: Path, context: Any) -> pd.DataFrame:
     connector: SftpConnector = entry.extract
-    conn = resolve_connection(context.module, connector.connection)
+    conn = context.connection(connector.connection, "sftp")
     resource = SftpResource.from_connection(conn)
     where = f"sftp {connector.path!r} (connection {conn.name!r})"
     frames = []

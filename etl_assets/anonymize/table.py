@@ -1,0 +1,169 @@
+"""The anonymize stage of one table: run the engine as the metadata declares, drop the records
+whose parent was suppressed, and verify the outbox against the declared privacy models.
+
+Randomness is seeded from (module, version, metadata hash): re-running a version reproduces
+its output exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from etl_assets.anonymize import engine
+from etl_assets.anonymize import hierarchy as hier
+from etl_assets.anonymize.module_spec import (
+    build_spec,
+    generalization,
+    needs_anonymization,
+    version_seed,
+)
+from etl_assets.clean.coerce import arrow_dtype
+from etl_assets.metadata import Anatomization, Generalization, Suppression, Table
+from etl_assets.metadata.loader import LoadedModule
+from etl_assets.quarantine import concat_quarantine, quarantine_rows
+
+
+@dataclass
+class AnonymizeOutput:
+    tables: dict[str, pd.DataFrame]
+    metrics: dict[str, float] = field(default_factory=dict)
+    summary: str = ""
+    suppressed: int = 0
+
+
+def _restore_types(out: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """Columns the engine left untouched keep their declared type; generalized ones are text."""
+    for col in table.columns:
+        if col.name in out.columns and out[col.name].dtype == object:
+            try:
+                out[col.name] = out[col.name].astype(arrow_dtype(col.dataType))
+            except (TypeError, ValueError, ArithmeticError):
+                out[col.name] = out[col.name].astype("string[pyarrow]")
+    return out
+
+
+def _column_ops(table: Table, kind: type) -> list[tuple[str, object]]:
+    return [(c.name, op) for c in table.columns for op in c.anonymization if isinstance(op, kind)]
+
+
+def _fixed_levels(out: pd.DataFrame, table: Table, loaded: LoadedModule) -> list[str]:
+    """Generalize columns that are not quasi-identifiers to their declared level."""
+    qis = set(table.privacy.quasiIdentifiers) if table.privacy else set()
+    done = []
+    for name, op in _column_ops(table, Generalization):
+        if name in qis or name not in out.columns or op.level is None:
+            continue
+        h = hier.build(out[name], generalization(op, loaded.folder).as_config())
+        level = min(op.level, h.levels - 1)
+        out[name] = pd.Series(h.generalize(h.encode(out[name]), level), index=out.index).astype(
+            "string[pyarrow]"
+        )
+        done.append(f"generalized {name!r} to level {level}")
+    return done
+
+
+def _suppress_to_marker(out: pd.DataFrame, table: Table) -> None:
+    """Cell suppression writes the declared marker, or null when none is declared."""
+    for name, op in _column_ops(table, Suppression):
+        if name in out.columns:
+            out[name] = pd.Series(op.marker, index=out.index, dtype="string[pyarrow]")
+
+
+def anonymize_for_module(
+    clean: pd.DataFrame, table: Table, loaded: LoadedModule, version: str, key: bytes | None
+) -> AnonymizeOutput:
+    """Anonymize one clean table as its metadata declares; pass it through when nothing is.
+    `key` is the HMAC key of its pseudonymized columns (see `pseudonym_key_env`)."""
+    if not needs_anonymization(table):
+        return AnonymizeOutput(tables={table.name: clean}, summary="")
+    spec = build_spec(table, loaded.folder)
+    result = engine.anonymize_table(clean, spec, seed=version_seed(loaded, version), secret=key)
+    tables = {name: _restore_types(df, table) for name, df in result.tables.items()}
+    notes = []
+    for df in tables.values():
+        notes = _fixed_levels(df, table, loaded) or notes
+        _suppress_to_marker(df, table)
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    metrics["suppressed_records"] = float(result.suppressed)
+    for q, level in result.transformation.items():
+        metrics[f"level_{q}"] = float(level)
+    summary = "\n".join([result.summary, *notes]) if notes else result.summary
+    return AnonymizeOutput(
+        tables=tables, metrics=metrics, summary=summary, suppressed=int(result.suppressed)
+    )
+
+
+def drop_orphans(
+    tables: dict[str, pd.DataFrame],
+    table: Table,
+    parents: dict[str, pd.DataFrame],
+    version: str,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Remove records whose foreign key points at a parent record that anonymization suppressed.
+
+    Keys are compared as published (pseudonymized on both sides, or on neither: the loader
+    requires that). The removed records go to the quarantine (rule `anonymization`).
+    """
+    if table.name not in tables or not parents:
+        return tables, concat_quarantine([])
+    df = tables[table.name]
+    keep = pd.Series(True, index=df.index)
+    parts = []
+    for col in table.columns:
+        fk = col.foreignKey
+        if fk is None or fk.table not in parents or col.name not in df.columns:
+            continue
+        known = parents[fk.table][fk.column]
+        ok = df[col.name].isna() | df[col.name].isin(known.dropna())
+        gone = keep & ~ok.to_numpy(dtype=bool)
+        if gone.any():
+            parts.append(
+                quarantine_rows(
+                    df[gone],
+                    table=table.name,
+                    rule="anonymization",
+                    reason="parent_suppressed",
+                    column=col.name,
+                    version=version,
+                )
+            )
+        keep &= ok.to_numpy(dtype=bool)
+    out = dict(tables)
+    out[table.name] = df[keep.to_numpy()].reset_index(drop=True)
+    return out, concat_quarantine(parts)
+
+
+def verify_outbox_privacy(
+    outbox, loaded: LoadedModule, table: Table, version: str | None, reference=None
+):
+    """Check the outbox data against every declared privacy model, independently of the search;
+    t-closeness compares with `reference` (the clean input) as the search did."""
+    privacy = table.privacy
+    if privacy is None or version is None:
+        return True, "no privacy model declared", {}
+    names = table.published_names
+    if len(names) == 2:  # anatomization: the QIT/ST pair guarantees l-diversity by construction
+        st = outbox.read_table(loaded.name, version, names[1])
+        attr = next(name for name, _ in _column_ops(table, Anatomization))
+        distinct = int(st.groupby("group_id")[attr].nunique().min()) if len(st) else 0
+        l_value = next((pm.l for pm in privacy.models if pm.type == "l-diversity"), 2) or 2
+        return (
+            distinct >= l_value,
+            f"every anatomized group has at least {distinct} distinct sensitive values (need {l_value})",
+            {"min_distinct": distinct},
+        )
+    df = outbox.read_table(loaded.name, version, table.name)
+    spec = build_spec(table, loaded.folder)
+    results = engine.verify_table(df, spec, reference=reference)
+    achieved = {r.model: float(r.achieved) for r in results}
+    failures = [r.message() for r in results if not r.satisfied]
+    if failures:
+        return False, "; ".join(failures), achieved
+    return (
+        True,
+        "all declared privacy models hold: "
+        + ", ".join(f"{k} (reached {v:g})" for k, v in achieved.items()),
+        achieved,
+    )

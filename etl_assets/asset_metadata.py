@@ -1,0 +1,74 @@
+"""What assets record about their data: column schema, column lineage, previews, summaries."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+PREVIEW_ROWS = 5
+PREVIEW_CELL = 40
+
+
+def column_schema(df: pd.DataFrame) -> dg.TableSchema:
+    cols = []
+    for name, dtype in df.dtypes.items():
+        kind = str(dtype.pyarrow_dtype) if isinstance(dtype, pd.ArrowDtype) else str(dtype)
+        cols.append(dg.TableColumn(name=str(name), type=kind))
+    return dg.TableSchema(columns=cols)
+
+
+def column_lineage(
+    columns: list[str], upstream: dict[dg.AssetKey, list[str]]
+) -> dg.TableColumnLineage:
+    """Each column comes from the same-named column of every upstream asset that has it."""
+    deps = {}
+    for col in columns:
+        found = [
+            dg.TableColumnDep(asset_key=key, column_name=col)
+            for key, cols in upstream.items()
+            if col in cols
+        ]
+        if found:
+            deps[col] = found
+    return dg.TableColumnLineage(deps_by_column=deps)
+
+
+def _cell(v: object) -> str:
+    text = "" if v is None or (not isinstance(v, str | bytes) and pd.isna(v)) else str(v)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= PREVIEW_CELL else text[: PREVIEW_CELL - 1] + "…"
+
+
+def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    head = df.head(rows)
+    cols = [str(c) for c in head.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for record in head.itertuples(index=False):  # at most PREVIEW_ROWS rows
+        lines.append("| " + " | ".join(_cell(v) for v in record) + " |")
+    if len(df) > rows:
+        lines.append(f"\n_{len(df) - rows:,} more rows_")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def table_metadata(df: pd.DataFrame) -> dict[str, object]:
+    """The standard metadata of every materialization: row count, schema and a preview."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/column_schema": column_schema(df),
+        "preview": markdown_preview(df),
+    }
+
+
+def arrow_bytes(df: pd.DataFrame) -> int:
+    return pa.Table.from_pandas(df, preserve_index=False).nbytes
+
+
+def quarantine_summary(quarantine: pd.DataFrame) -> dg.MetadataValue:
+    """Records in the quarantine per action, rule and reason (counts only, never values)."""
+    reasons = (
+        quarantine.groupby(["action", "rule", "reason"], dropna=False).size().reset_index(name="n")
+    )
+    lines = ["| action | rule | reason | records |", "|---|---|---|---|"]
+    lines += [f"| {r.action} | {r.rule} | {r.reason} | {r.n} |" for r in reasons.itertuples()]
+    return dg.MetadataValue.md("\n".join(lines))

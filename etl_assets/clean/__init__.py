@@ -1,0 +1,1 @@
+"""The clean stage: typing (`coerce`), the field rules (`rules/`), and their assets."""

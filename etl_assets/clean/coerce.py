@@ -1,0 +1,221 @@
+"""Typing and strict schema: coerce extracted records to the declared column types.
+
+A value that cannot be coerced rejects its record (rule `type`); a null in a column declared
+`nullable: false` whose `empty` rule does not fill or drop it rejects its record (rule `empty`,
+reason `null`).
+Empty text (blank after stripping) counts as null. Datetimes with an offset are converted to
+UTC; datetimes without one are taken as UTC; both are stored without a time zone. In strict mode only declared columns
+(and `_dm_source`, `_dm_shard`) are kept; otherwise undeclared columns pass through as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from etl_assets.metadata import Column, Table
+from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN, concat_quarantine, quarantine_rows
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
+}
+TRUE_TEXT = {"true", "t", "yes", "y", "1"}
+FALSE_TEXT = {"false", "f", "no", "n", "0"}
+
+
+def arrow_dtype(data_type: str) -> pd.ArrowDtype:
+    return pd.ArrowDtype(ARROW_TYPES[data_type])
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The typed table's Arrow schema: declared columns, then the source column."""
+    fields = [pa.field(c.name, ARROW_TYPES[c.dataType], nullable=True) for c in table.columns]
+    return pa.schema([*fields, pa.field(SOURCE_COLUMN, pa.string())])
+
+
+@dataclass
+class TypingResult:
+    data: pd.DataFrame
+    quarantine: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+    dropped_columns: list[str] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as pyarrow strings with blanks as null (numbers keep their canonical text)."""
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
+        text = s
+    elif s.dtype == object:
+        text = s.astype("string").astype(pd.ArrowDtype(pa.string()))
+    else:
+        text = s.astype("string").astype(pd.ArrowDtype(pa.string()))
+    stripped = text.str.strip()
+    return stripped.mask(stripped == "", None)
+
+
+def _is_empty(s: pd.Series) -> pd.Series:
+    if (
+        s.dtype == object
+        or (isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype))
+        or isinstance(s.dtype, pd.StringDtype)
+    ):
+        return _as_text(s).isna().to_numpy(dtype=bool, na_value=True)
+    return s.isna().to_numpy(dtype=bool)
+
+
+def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
+    """(typed series, mask of values that were present but could not be coerced)."""
+    kind = column.dataType
+    empty = _is_empty(s)
+    target = arrow_dtype(kind)
+    if isinstance(s.dtype, pd.ArrowDtype) and s.dtype.pyarrow_dtype == target.pyarrow_dtype:
+        return s, np.zeros(len(s), dtype=bool)
+    if kind == "string":
+        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
+            out = s
+        else:
+            out = s.astype("string").astype(target)
+        return out.mask(pd.Series(empty, index=s.index), None).astype(target), np.zeros(
+            len(s), bool
+        )
+    if kind in ("integer", "number"):
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            num = pd.to_numeric(s, errors="coerce").astype("float64")
+        else:
+            num = pd.to_numeric(_as_text(s).astype(object), errors="coerce").astype("float64")
+        values = num.to_numpy(dtype="float64", na_value=np.nan)
+        bad = np.isnan(values) & ~empty
+        if kind == "integer":
+            fractional = ~np.isnan(values) & (np.floor(values) != values)
+            too_big = ~np.isnan(values) & (np.abs(values) > 2**53)
+            bad |= fractional | too_big
+            values = np.where(bad, np.nan, values)
+            arr = pa.array(values, from_pandas=True).cast(pa.int64(), safe=False)
+        else:
+            arr = pa.array(np.where(bad, np.nan, values), from_pandas=True)
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+    if kind == "boolean":
+        if pd.api.types.is_bool_dtype(s.dtype):
+            return s.astype(target), np.zeros(len(s), bool)
+        text = _as_text(s).str.lower()
+        is_true = text.isin(TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
+        is_false = text.isin(FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
+        bad = ~(is_true | is_false) & ~empty
+        arr = pa.array(np.where(is_true, True, False), mask=~(is_true | is_false))
+        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+    # date / datetime
+    if pd.api.types.is_datetime64_any_dtype(s.dtype) or (
+        isinstance(s.dtype, pd.ArrowDtype)
+        and (
+            pa.types.is_timestamp(s.dtype.pyarrow_dtype) or pa.types.is_date(s.dtype.pyarrow_dtype)
+        )
+    ):
+        parsed = pd.to_datetime(s, errors="coerce", utc=True)
+    else:
+        text = _as_text(s).astype(object)
+        if column.format:
+            parsed = pd.to_datetime(text, errors="coerce", format=column.format, utc=True)
+        else:
+            parsed = _parse_iso(text)
+    parsed = parsed.dt.tz_localize(None)  # stored as naive UTC
+    bad = parsed.isna().to_numpy(dtype=bool) & ~empty
+    if kind == "date":
+        arr = pa.array(parsed.dt.normalize().astype("datetime64[us]"), from_pandas=True)
+        arr = arr.cast(pa.date32())
+    else:
+        arr = pa.array(parsed.astype("datetime64[us]"), from_pandas=True)
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+
+
+OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_iso(text: pd.Series) -> pd.Series:
+    """ISO 8601 to UTC. Values with and without an offset are parsed apart: pandas, given both
+    in one call, applies the first value's offset to the naive ones."""
+    has_offset = text.str.contains(OFFSET, regex=True, na=False).to_numpy(dtype=bool)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    for mask in (has_offset, ~has_offset):
+        if mask.any():
+            out[mask] = pd.to_datetime(text[mask], errors="coerce", format="ISO8601", utc=True)
+    return out
+
+
+def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:
+    """Coerce `df` (extracted records) to the table's declared types; quarantine what fails."""
+    df = df.reset_index(drop=True)
+    declared = [c.name for c in table.columns]
+    missing = [c for c in declared if c not in df.columns]
+    extra = [c for c in df.columns if c not in declared and c not in (SOURCE_COLUMN, SHARD_COLUMN)]
+    out: dict[str, pd.Series] = {}
+    rejected = np.zeros(len(df), dtype=bool)
+    parts: list[pd.DataFrame] = []
+    counts: dict[str, int] = {}
+    for column in table.columns:
+        if column.name in df.columns:
+            typed, bad = coerce_column(df[column.name], column)
+        else:
+            typed = pd.Series(pd.NA, index=df.index, dtype=arrow_dtype(column.dataType))
+            bad = np.zeros(len(df), dtype=bool)
+        new_bad = bad & ~rejected
+        if new_bad.any():
+            rows = df[new_bad]
+            parts.append(
+                quarantine_rows(
+                    rows,
+                    table=table.name,
+                    rule="type",
+                    reason=f"not_{column.dataType}",
+                    column=column.name,
+                    version=version,
+                )
+            )
+            counts[f"rejected_type_{column.name}"] = int(new_bad.sum())
+        rejected |= bad
+        if not column.nullable and (column.empty is None or column.empty.strategy == "keep"):
+            nulls = typed.isna().to_numpy(dtype=bool) & ~rejected
+            if nulls.any():
+                parts.append(
+                    quarantine_rows(
+                        df[nulls],
+                        table=table.name,
+                        rule="empty",
+                        reason="null",
+                        column=column.name,
+                        version=version,
+                    )
+                )
+                counts[f"rejected_null_{column.name}"] = int(nulls.sum())
+                rejected |= nulls
+        out[column.name] = typed
+    if SOURCE_COLUMN in df.columns:
+        out[SOURCE_COLUMN] = df[SOURCE_COLUMN].astype(pd.ArrowDtype(pa.string()))
+    else:
+        out[SOURCE_COLUMN] = pd.Series(pd.NA, index=df.index, dtype=pd.ArrowDtype(pa.string()))
+    if SHARD_COLUMN in df.columns:
+        out[SHARD_COLUMN] = df[SHARD_COLUMN].astype(pd.ArrowDtype(pa.string()))
+    if not table.strict:
+        for name in extra:
+            out[name] = _as_text(df[name])
+    typed_df = pd.DataFrame(out, index=df.index)[~rejected].reset_index(drop=True)
+    counts["rows_in"] = len(df)
+    counts["rejected_type"] = int(
+        sum(v for k, v in counts.items() if k.startswith("rejected_type_"))
+    )
+    counts["rows_typed"] = len(typed_df)
+    return TypingResult(
+        data=typed_df,
+        quarantine=concat_quarantine(parts),
+        counts=counts,
+        dropped_columns=extra if table.strict else [],
+        missing_columns=missing,
+    )

@@ -1,0 +1,46 @@
+"""`dmetl versions` and `dmetl approve`: published versions, and approving an upload."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from etl_assets import registry
+from etl_assets.cli.session import Session
+from etl_assets.metadata.loader import discover
+
+
+def cmd_versions(args: argparse.Namespace, session: Session) -> int:
+    with session.postgres.connect(autocommit=True) as conn:
+        rows = registry.list_versions(conn, args.module)
+    if not rows:
+        print(f"{args.module}: no published version yet")
+        return 0
+    print(f"{'version':<10} {'published at':<26} {'rows':<40} where")
+    for r in rows:
+        counts = ", ".join(f"{k}={v}" for k, v in r["row_counts"].items())
+        when = r["published_at"].isoformat(timespec="seconds")
+        print(f"{r['version']:<10} {when:<26} {counts:<40} {r['location']}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace, session: Session) -> int:
+    found = discover(session.deployment.modules_dir, only=args.module)
+    if args.module not in {m.name for m in found.modules}:
+        print(f"no valid data module named {args.module!r}", file=sys.stderr)
+        return 1
+    if args.version not in session.outbox.versions(args.module):
+        print(
+            f"{args.module} {args.version} is not in the outbox: run its prepare job first",
+            file=sys.stderr,
+        )
+        return 1
+    by = args.by or getpass.getuser()
+    with session.postgres.connect(autocommit=True) as conn:
+        registry.approve(conn, args.module, args.version, by, args.comment or "")
+    print(
+        f"approved {args.module} {args.version} for upload (by {by});"
+        f" run the {args.module}_upload_job for partition {args.version}"
+    )
+    return 0

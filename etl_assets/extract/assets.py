@@ -1,0 +1,107 @@
+"""The extract stage in Dagster: one asset per collection entry (and per shard)."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from etl_assets.asset_metadata import table_metadata
+from etl_assets.errors import ExtractionError
+from etl_assets.extract.context import ExtractContext
+from etl_assets.extract.entry import extract_entry, outbox_durable
+from etl_assets.extract.units import ExtractionUnit
+from etl_assets.stages import StageKit
+from resources.deployment import SecretsResource
+from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
+
+CONNECTOR_KINDS = {
+    "file": "file",
+    "script": "python",
+    "postgres": "postgres",
+    "rest": "api",
+    "sftp": "sftp",
+    "kafka": "kafka",
+    "s3": "s3",
+}
+
+
+def step_context(
+    kit: StageKit,
+    context: dg.AssetExecutionContext,
+    version: str,
+    secrets: SecretsResource,
+    storage: ParquetIOManager,
+    shard: str | None = None,
+) -> ExtractContext:
+    """The connector's view of a step: module, version, secrets, log and step storage."""
+    return ExtractContext(
+        module=kit.model,
+        folder=kit.loaded.folder,
+        version=version,
+        secrets=secrets,
+        storage_root=Path(storage.base_dir),
+        log=context.log,
+        shard=shard,
+    )
+
+
+def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.AssetsDefinition:
+    entry = unit.entry
+    shard_note = f", shard {unit.shard}" if unit.shard else ""
+
+    @dg.asset(
+        key=kit.key("extract", unit.name),
+        **kit.asset_args(code_version),
+        kinds={CONNECTOR_KINDS[entry.extract.type], "pandas"},
+        io_manager_key=IO_MANAGER_KEY,
+        description=f"Records of table `{entry.table}` from source `{entry.source}`"
+        f" ({entry.extract.type}{shard_note}, priority {entry.priority}).",
+    )
+    def _extract(
+        context: dg.AssetExecutionContext,
+        secrets: SecretsResource,
+        dm_io_manager: dg.ResourceParam[ParquetIOManager],
+    ) -> dg.Output[pd.DataFrame]:
+        version = kit.version(context)
+        ctx = step_context(kit, context, version, secrets, dm_io_manager, unit.shard)
+        try:
+            df = extract_entry(entry, kit.loaded.folder, ctx)
+        except ExtractionError as exc:
+            # bad input is not transient: fail at once with the message, keep retries for outages
+            raise dg.Failure(
+                description=f"{entry.table}/{entry.source}: {exc}", allow_retries=exc.retryable
+            ) from exc
+        except (PermissionError, LookupError, ValueError) as exc:
+            # refused credentials, a missing bucket, a wrong setting: retrying cannot help
+            raise dg.Failure(
+                description=f"{entry.table}/{entry.source}: {exc}", allow_retries=False
+            ) from exc
+        context.log.info(f"{entry.table}/{entry.source}{shard_note}: {len(df):,} records extracted")
+        return dg.Output(
+            df,
+            metadata={
+                **table_metadata(df),
+                **kit.metadata(version),
+                "dm/source": entry.source,
+                "dm/connector": entry.extract.type,
+                **({"dm/shard": unit.shard} if unit.shard else {}),
+            },
+        )
+
+    return _extract
+
+
+def mark_durable(
+    kit: StageKit,
+    context: dg.AssetExecutionContext,
+    version: str,
+    table: str,
+    units: list[ExtractionUnit],
+    secrets: SecretsResource,
+    storage: ParquetIOManager,
+) -> None:
+    """The outbox of `table` is durable: let its connectors commit (e.g. Kafka offsets)."""
+    for unit in units:
+        if unit.entry.table == table:
+            ctx = step_context(kit, context, version, secrets, storage, unit.shard)
+            outbox_durable(unit.entry, kit.loaded.folder, ctx)

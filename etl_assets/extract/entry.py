@@ -1,0 +1,57 @@
+"""Run one collection entry with its connector: one function per connector type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from etl_assets.errors import ExtractionError
+from etl_assets.extract import files, kafka, postgres, rest, s3, script, sftp
+from etl_assets.extract.context import ExtractContext
+from etl_assets.metadata import CollectionEntry
+from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN
+
+# connector type -> function(entry, folder, context) -> DataFrame
+EXTRACTORS: dict[str, Callable[..., pd.DataFrame]] = {
+    "file": files.extract_file_entry,
+    "script": script.extract_script_entry,
+    "postgres": postgres.extract_postgres,
+    "rest": rest.extract_rest,
+    "sftp": sftp.extract_sftp,
+    "kafka": kafka.extract_kafka,
+    "s3": s3.extract_s3,
+}
+# connector type -> function(entry, folder, context) called once the version's outbox for the
+# entry's table is durable (Kafka commits its offsets only then)
+DURABLE_HOOKS: dict[str, Callable[..., None]] = {"kafka": kafka.commit_kafka}
+
+
+def outbox_durable(entry: CollectionEntry, folder: Path, context: Any = None) -> None:
+    """Tell the entry's connector that its records are durable in the outbox."""
+    hook = DURABLE_HOOKS.get(entry.extract.type)
+    if hook is not None:
+        hook(entry, folder, context)
+
+
+def extract_entry(
+    entry: CollectionEntry, folder: Path, context: ExtractContext | None = None
+) -> pd.DataFrame:
+    """Run one collection entry; the result carries the entry's source name on every record.
+    Without a context (outside Dagster) it runs with the process's secrets and no module."""
+    context = context or ExtractContext(folder=folder)
+    fn = EXTRACTORS.get(entry.extract.type)
+    if fn is None:
+        raise ExtractionError(f"connector type {entry.extract.type!r} is not available")
+    df = fn(entry, folder, context)
+    if entry.mapping:
+        df = df.rename(columns=entry.mapping)
+    df = df.reset_index(drop=True)
+    df[SOURCE_COLUMN] = pd.Series(entry.source, dtype=pd.ArrowDtype(pa.string()), index=df.index)
+    shard = getattr(context, "shard", None)
+    if shard is not None:
+        df[SHARD_COLUMN] = pd.Series(shard, dtype=pd.ArrowDtype(pa.string()), index=df.index)
+    return df

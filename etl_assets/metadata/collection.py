@@ -1,0 +1,141 @@
+"""The collection protocol: where each table's records come from (scripts and connectors)."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from etl_assets.metadata.base import Name, _Model
+
+
+class FileConnector(_Model):
+    """Local files: one path or a glob, relative to the module folder (or absolute)."""
+
+    type: Literal["file"] = "file"
+    path: str
+    format: Literal["csv", "json", "jsonl", "txt", "parquet"] | None = Field(
+        default=None, description="default: from the file extension"
+    )
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    encoding: str = Field(default="utf-8", description="a Python codec name, e.g. latin-1")
+    header: bool = True
+    columns: list[str] | None = Field(default=None, description="column names for txt/headerless")
+    recordsPath: str | None = Field(default=None, description="dotted path to the records in JSON")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {v!r}; expected a codec such as utf-8 or latin-1"
+            ) from None
+        return v
+
+
+class ScriptCollector(_Model):
+    """A program that prints the table's records as JSON (an array or JSON Lines) on stdout."""
+
+    type: Literal["script"] = "script"
+    path: str = Field(description="executable or .py file, relative to the module folder")
+    args: list[str] = Field(default_factory=list)
+    timeoutSeconds: float = Field(default=600, gt=0, le=86_400)
+    env: list[str] = Field(
+        default_factory=list, description="names of environment variables passed to the script"
+    )
+
+
+class PostgresConnector(_Model):
+    """A query against one PostgreSQL connection, or against each of several shards."""
+
+    type: Literal["postgres"] = "postgres"
+    connection: Name | None = None
+    shards: list[Name] | None = Field(default=None, min_length=1)
+    query: str
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PostgresConnector:
+        if (self.connection is None) == (self.shards is None):
+            raise ValueError("a postgres source needs exactly one of connection or shards")
+        return self
+
+
+class RestConnector(_Model):
+    """A JSON REST API, with auth from a named connection and pagination."""
+
+    type: Literal["rest"] = "rest"
+    connection: Name | None = None
+    url: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    recordsPath: str | None = None
+    pagination: Literal["none", "page", "offset", "cursor", "link"] = "none"
+    pageParam: str = "page"
+    sizeParam: str = "per_page"
+    pageSize: int = Field(default=100, gt=0, le=1_000_000)
+    cursorPath: str | None = None
+    cursorParam: str = "cursor"
+    maxPages: int = Field(default=10_000, gt=0, le=10_000_000)
+
+
+class SftpConnector(_Model):
+    """A file, or a glob of files, on an SFTP server."""
+
+    type: Literal["sftp"] = "sftp"
+    connection: Name
+    path: str
+    format: Literal["csv", "json", "jsonl", "parquet"] | None = None
+    delimiter: str = ","
+
+
+class KafkaConnector(_Model):
+    """A bounded batch of a topic per version, committed once the outbox is durable."""
+
+    type: Literal["kafka"] = "kafka"
+    connection: Name | None = None
+    topic: str
+    groupId: str | None = None
+    format: Literal["json"] = "json"
+    maxMessages: int | None = Field(default=None, gt=0, le=1_000_000_000)
+
+
+class S3Connector(_Model):
+    """Objects under an S3 prefix matching a pattern."""
+
+    type: Literal["s3"] = "s3"
+    connection: Name | None = None
+    bucket: str
+    prefix: str = ""
+    pattern: str = "*"
+    format: Literal["csv", "json", "jsonl", "parquet"] | None = None
+
+
+Connector = Annotated[
+    FileConnector
+    | ScriptCollector
+    | PostgresConnector
+    | RestConnector
+    | SftpConnector
+    | KafkaConnector
+    | S3Connector,
+    Field(discriminator="type"),
+]
+
+
+class CollectionEntry(_Model):
+    """One source of one table: a script or a connector, its source name and priority."""
+
+    table: Name
+    source: Name = Field(description="the source's name, kept on every record")
+    priority: int = Field(
+        default=0,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="higher wins key conflicts (sourcePriority)",
+    )
+    extract: Connector
+    mapping: dict[str, str] = Field(
+        default_factory=dict, description="rename source fields to column names"
+    )

@@ -1,0 +1,1 @@
+"""Orchestration: the asset factory, the jobs of a module and the version allocator."""

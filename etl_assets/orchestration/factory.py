@@ -1,0 +1,106 @@
+"""The asset factory: one data module becomes a partitioned Dagster asset graph.
+
+Every stage package builds its own assets (`extract.assets`, `clean.assets`, `anonymize.assets`,
+`publish.assets`); this module puts them together per module with its jobs, and turns anything
+that goes wrong while building one module into that module's error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from etl_assets.anonymize.assets import anonymize_asset
+from etl_assets.clean.assets import clean_asset, clean_checks
+from etl_assets.errors import MetadataError, Problem
+from etl_assets.extract.assets import extract_asset
+from etl_assets.extract.units import extraction_units
+from etl_assets.metadata import CollectionEntry, ScriptCollector
+from etl_assets.metadata.loader import LoadedModule, display_path
+from etl_assets.metadata.references import table_order
+from etl_assets.orchestration.jobs import module_jobs
+from etl_assets.publish.assets import outbox_asset, outbox_checks, upload_asset
+from etl_assets.stages import StageKit
+
+
+@dataclass
+class ModuleDefinitions:
+    """What one module contributes to the code location."""
+
+    loaded: LoadedModule
+    partitions: dg.DynamicPartitionsDefinition
+    assets: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    jobs: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+
+def entry_code_version(loaded: LoadedModule, entry: CollectionEntry) -> str:
+    """Metadata hash, plus the script's own bytes for script sources (a script edit is a change)."""
+    digest = hashlib.sha256(loaded.hash.encode())
+    if isinstance(entry.extract, ScriptCollector):
+        script = loaded.folder / entry.extract.path
+        if script.is_file():
+            digest.update(script.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_module(loaded: LoadedModule) -> ModuleDefinitions:
+    """Every asset, check and job of one validated module."""
+    with warnings.catch_warnings():
+        # partitioned (blocking) asset checks are "preview" in Dagster 1.13; we rely on them so
+        # that a check sees only its run's version
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return _build_module(loaded)
+
+
+def _build_module(loaded: LoadedModule) -> ModuleDefinitions:
+    kit = StageKit.for_module(loaded)
+    out = ModuleDefinitions(loaded=loaded, partitions=kit.partitions)
+    for unit in extraction_units(kit.model):
+        out.assets.append(extract_asset(kit, unit, entry_code_version(loaded, unit.entry)))
+    for table_name in table_order(kit.model):
+        table = kit.model.table(table_name)
+        out.assets.append(clean_asset(kit, table))
+        out.checks.extend(clean_checks(kit, table))
+        out.assets.append(anonymize_asset(kit, table))
+        out.assets.append(outbox_asset(kit, table))
+        out.checks.extend(outbox_checks(kit, table))
+    out.assets.append(upload_asset(kit))
+    out.jobs.extend(module_jobs(kit))
+    return out
+
+
+def build_isolated(loaded: LoadedModule) -> ModuleDefinitions | MetadataError:
+    """`build_module`, with anything it raises turned into that module's error."""
+    try:
+        return build_module(loaded)
+    except RecursionError:
+        return MetadataError(display_path(loaded.file), [Problem("", "nested too deeply to build")])
+    except Exception as exc:  # the engine refusing a spec, Dagster refusing a definition, ...
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return MetadataError(
+            display_path(loaded.file),
+            [Problem("", f"cannot build its assets: {text[:300]}")],
+        )
+
+
+def invalid_module_spec(folder: Path, error: MetadataError) -> dg.AssetSpec:
+    """A placeholder asset that shows a module's metadata errors in the UI."""
+    name = re.sub(r"[^a-z0-9_]", "_", folder.name.lower()) or "module"
+    return dg.AssetSpec(
+        key=dg.AssetKey([name, "invalid_metadata"]),
+        group_name=name if name[0].isalpha() else f"m_{name}_invalid",
+        description="**This module's metadata is invalid; its assets are not loaded.**\n\n"
+        "```\n" + str(error) + "\n```\n\nFix the file and reload the code location.",
+        kinds={"json"},
+        metadata={"errors": dg.MetadataValue.md("```\n" + str(error) + "\n```")},
+    )

@@ -1,0 +1,67 @@
+"""The one interface every sink implements: publish a prepared version, say what happened.
+
+A sink gets a `PublishRequest` (the version's anonymized tables from the outbox and what it
+needs to reach its target) and returns a `PublishReport` (rows per table, rows actually added,
+where each table went). `publish.version` chooses the sink from the module's `upload` metadata,
+records the version in the registry and writes its Croissant metadata; the sinks do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from etl_assets.connections import ResolvedConnection, connection_or_default
+from etl_assets.metadata.loader import LoadedModule
+from resources.deployment import SecretsResource
+from resources.outbox import OutboxResource
+from resources.postgres import PostgresResource
+
+
+@dataclass
+class PublishRequest:
+    """A version to publish and what a sink may use to do it."""
+
+    loaded: LoadedModule
+    version: str
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    outbox: OutboxResource
+    postgres: PostgresResource
+    secrets: SecretsResource
+    run_id: str | None = None
+    log: Any = None
+
+    @property
+    def module(self) -> str:
+        return self.loaded.name
+
+    def connection(self, name: str | None, kind: str) -> ResolvedConnection:
+        return connection_or_default(self.loaded.model, name, kind, self.secrets.get)
+
+    def info(self, message: str) -> None:
+        if self.log is not None:
+            self.log.info(message)
+
+
+@dataclass
+class PublishReport:
+    """What a sink did: rows per published table, rows actually added, where each went."""
+
+    sink: str
+    rows: dict[str, int] = field(default_factory=dict)
+    inserted: dict[str, int] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)
+    location: str = ""
+    """where the version as a whole went (a database and schema, a bucket prefix, a topic)"""
+    registered: bool = False
+    """the sink recorded the version in the deployment's registry in its own transaction"""
+    croissant_path: str | None = None
+
+
+class Sink(Protocol):
+    """Where a published version goes (PostgreSQL, S3, Kafka, an upload script)."""
+
+    def publish(self, request: PublishRequest) -> PublishReport: ...

@@ -1,0 +1,202 @@
+"""The registry in PostgreSQL (`dm_registry`): published versions, approvals, and the version
+numbers handed out to runs. Every SQL statement about them lives here.
+
+- `versions`: one row per published version (any sink), with where each table went.
+- `approvals`: a task manager's approval of a prepared version's upload.
+- `allocations`: every version number handed out by the allocator, so that two triggers (a
+  schedule tick and a sensor, or ten `dmetl run`s) never pick the same one, and which run holds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+SCHEMA = "dm_registry"
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.versions (
+    module        text        NOT NULL,
+    version       text        NOT NULL,
+    published_at  timestamptz NOT NULL DEFAULT now(),
+    metadata_hash text        NOT NULL,
+    sink          text        NOT NULL,
+    location      text        NOT NULL,
+    tables        jsonb       NOT NULL,
+    row_counts    jsonb       NOT NULL,
+    run_id        text,
+    PRIMARY KEY (module, version)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.approvals (
+    module      text        NOT NULL,
+    version     text        NOT NULL,
+    approved_by text        NOT NULL,
+    approved_at timestamptz NOT NULL DEFAULT now(),
+    comment     text,
+    PRIMARY KEY (module, version)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.allocations (
+    module       text        NOT NULL,
+    version      text        NOT NULL,
+    allocated_at timestamptz NOT NULL DEFAULT now(),
+    trigger      text        NOT NULL,
+    run_id       text,
+    PRIMARY KEY (module, version)
+);
+"""
+
+
+def ensure(conn: psycopg.Connection) -> None:
+    """Create the registry's schema and tables if they are missing (serialized, idempotent)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('dm_registry_ddl'))")
+        conn.execute(DDL)
+
+
+# --- published versions --------------------------------------------------------------------
+
+
+def record_version(
+    cur: psycopg.Cursor,
+    *,
+    module: str,
+    version: str,
+    metadata_hash: str,
+    sink: str,
+    location: str,
+    tables: dict[str, str],
+    rows: dict[str, int],
+    run_id: str | None,
+) -> None:
+    """Record a published version (any sink), inside the caller's transaction."""
+    cur.execute(
+        f"""INSERT INTO {SCHEMA}.versions
+            (module, version, metadata_hash, sink, location, tables, row_counts, run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (module, version) DO UPDATE SET
+              published_at = now(), metadata_hash = EXCLUDED.metadata_hash,
+              sink = EXCLUDED.sink, location = EXCLUDED.location, tables = EXCLUDED.tables,
+              row_counts = EXCLUDED.row_counts, run_id = EXCLUDED.run_id""",
+        (
+            module,
+            version,
+            metadata_hash,
+            sink,
+            location,
+            json.dumps(tables),
+            json.dumps(rows),
+            run_id,
+        ),
+    )
+
+
+def published_versions(cur: psycopg.Cursor, module: str) -> list[str]:
+    cur.execute(f"SELECT version FROM {SCHEMA}.versions WHERE module = %s", (module,))
+    return [r[0] for r in cur.fetchall()]
+
+
+def list_versions(conn: psycopg.Connection, module: str) -> list[dict[str, Any]]:
+    """Published versions of `module`, most recently published first."""
+    ensure(conn)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"""SELECT version, published_at, metadata_hash, sink, location, tables, row_counts,
+                       run_id
+                FROM {SCHEMA}.versions WHERE module = %s ORDER BY published_at DESC""",
+            (module,),
+        )
+        return list(cur.fetchall())
+
+
+# --- approvals -----------------------------------------------------------------------------
+
+
+def approve(
+    conn: psycopg.Connection, module: str, version: str, by: str, comment: str = ""
+) -> None:
+    """Record that `by` approved the upload of `module` `version` (again: a new approval time)."""
+    ensure(conn)
+    conn.execute(
+        f"""INSERT INTO {SCHEMA}.approvals (module, version, approved_by, comment)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT (module, version) DO UPDATE SET approved_by = EXCLUDED.approved_by,
+              approved_at = now(), comment = EXCLUDED.comment""",
+        (module, version, by, comment),
+    )
+
+
+def approval(conn: psycopg.Connection, module: str, version: str) -> dict[str, Any] | None:
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT approved_by, approved_at FROM {SCHEMA}.approvals"
+        " WHERE module = %s AND version = %s",
+        (module, version),
+    ).fetchone()
+    return {"approved_by": row[0], "approved_at": row[1]} if row else None
+
+
+def pending_approvals(
+    conn: psycopg.Connection, modules: list[str]
+) -> list[tuple[str, str, dt.datetime]]:
+    """(module, version, approved_at) approved but not yet published, oldest approval first."""
+    ensure(conn)
+    rows = conn.execute(
+        f"""SELECT a.module, a.version, a.approved_at FROM {SCHEMA}.approvals a
+            LEFT JOIN {SCHEMA}.versions v USING (module, version)
+            WHERE v.version IS NULL AND a.module = ANY(%s)
+            ORDER BY a.approved_at""",
+        (modules,),
+    ).fetchall()
+    return [(m, v, at) for m, v, at in rows]
+
+
+def kept_versions(conn: psycopg.Connection, module: str) -> set[str]:
+    """Versions outbox retention must not touch: published ones, and approved ones."""
+    ensure(conn)
+    rows = conn.execute(
+        f"""SELECT version FROM {SCHEMA}.versions WHERE module = %s
+            UNION SELECT version FROM {SCHEMA}.approvals WHERE module = %s""",
+        (module, module),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+# --- version allocation --------------------------------------------------------------------
+
+
+def lock_module(cur: psycopg.Cursor, module: str) -> None:
+    """Serialize allocations of one module until the caller's transaction ends."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dm_allocate:{module}",))
+
+
+def allocated_versions(cur: psycopg.Cursor, module: str) -> list[str]:
+    cur.execute(f"SELECT version FROM {SCHEMA}.allocations WHERE module = %s", (module,))
+    return [r[0] for r in cur.fetchall()]
+
+
+def allocation(cur: psycopg.Cursor, module: str, version: str) -> dict[str, Any] | None:
+    cur.execute(
+        f"SELECT trigger, run_id, allocated_at FROM {SCHEMA}.allocations"
+        " WHERE module = %s AND version = %s",
+        (module, version),
+    )
+    row = cur.fetchone()
+    return {"trigger": row[0], "run_id": row[1], "allocated_at": row[2]} if row else None
+
+
+def record_allocation(
+    cur: psycopg.Cursor, module: str, version: str, trigger: str, run_id: str | None
+) -> None:
+    """Hand `version` to a run (or re-hand it: re-running a version takes it over)."""
+    cur.execute(
+        f"""INSERT INTO {SCHEMA}.allocations (module, version, trigger, run_id)
+            VALUES (%s, %s, %s, %s)
+            ON CONFLICT (module, version) DO UPDATE SET trigger = EXCLUDED.trigger,
+              run_id = EXCLUDED.run_id, allocated_at = now()""",
+        (module, version, trigger, run_id),
+    )

@@ -1,0 +1,103 @@
+"""What every stage asset of a module shares: keys, the partitions, code version, retries,
+owners, tags and the metadata recorded on each materialization.
+
+Keys are `<module>/<stage>/<name>`: `extract/<table>__<source>` per collection entry (and shard),
+then `clean`, `anonymize`, `outbox` and `upload` per table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from etl_assets.metadata import SEMVER, DataModule
+from etl_assets.metadata.loader import LoadedModule
+
+STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
+
+
+def asset_key(module: str, stage: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([module, stage, name])
+
+
+def partitions_def_name(module: str) -> str:
+    return f"{module}_versions"
+
+
+def retry_policy(model: DataModule) -> dg.RetryPolicy | None:
+    """Step retries from the module's `retry` metadata (exponential backoff with jitter)."""
+    r = model.retry
+    if r.maxRetries == 0:
+        return None
+    return dg.RetryPolicy(
+        max_retries=r.maxRetries,
+        delay=r.delaySeconds,
+        backoff=dg.Backoff.EXPONENTIAL if r.backoff == "exponential" else dg.Backoff.LINEAR,
+        jitter={"none": None, "full": dg.Jitter.FULL, "plus_minus": dg.Jitter.PLUS_MINUS}[r.jitter],
+    )
+
+
+class InvalidVersion(dg.Failure):
+    """The run's partition is not a version of the module: no stage can do anything with it."""
+
+
+@dataclass(frozen=True)
+class StageKit:
+    """One module's shared asset settings, handed to every stage's asset builder."""
+
+    loaded: LoadedModule
+    partitions: dg.DynamicPartitionsDefinition
+    retry: dg.RetryPolicy | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_module(cls, loaded: LoadedModule) -> StageKit:
+        return cls(
+            loaded=loaded,
+            partitions=dg.DynamicPartitionsDefinition(name=partitions_def_name(loaded.name)),
+            retry=retry_policy(loaded.model),
+            tags={"dm/status": loaded.model.status},
+        )
+
+    @property
+    def module(self) -> str:
+        return self.loaded.name
+
+    @property
+    def model(self) -> DataModule:
+        return self.loaded.model
+
+    def key(self, stage: str, name: str) -> dg.AssetKey:
+        return asset_key(self.module, stage, name)
+
+    def asset_args(self, code_version: str | None = None, retry: bool = True) -> dict:
+        """Group, partitions, code version (the metadata hash unless given), retries, owners
+        and tags: what every stage asset of the module has in common."""
+        return {
+            "group_name": self.module,
+            "partitions_def": self.partitions,
+            "code_version": code_version or self.loaded.code_version,
+            "retry_policy": self.retry if retry else None,
+            "owners": list(self.model.owners),
+            "tags": dict(self.tags),
+        }
+
+    def version(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
+        """The run's version; a partition key that is not MAJOR.MINOR.PATCH fails at once."""
+        key = context.partition_key
+        if not SEMVER.match(key):
+            raise InvalidVersion(
+                description=f"{self.module}: partition {key!r} is not a MAJOR.MINOR.PATCH version;"
+                " add versions with `dmetl run` or the next patch after the latest",
+                allow_retries=False,
+            )
+        return key
+
+    def metadata(self, version: str) -> dict[str, object]:
+        """Recorded on every materialization: which module, version and metadata made it."""
+        return {
+            "dm/module": self.module,
+            "dm/version": version,
+            "dm/metadata_hash": self.loaded.hash,
+        }
