@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
+from bench.common import fresh_database, peak_rss_mb  # noqa: E402
+from etl_assets import registry  # noqa: E402
 from etl_assets.publish.pg_copy import create_table, to_arrow  # noqa: E402
 from etl_assets.publish.postgres import publish  # noqa: E402
 
-URL = os.environ.get("DM_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+URL = ""  # a fresh database per run, set by main()
 TO_SQL_SAMPLE = 100_000
 SCHEMA = "dm_bench_load"
 
@@ -75,6 +75,7 @@ def wide(n: int, cols: int = 40, seed: int = 1) -> pa.Table:
 
 def reset(conn: psycopg.Connection) -> None:
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
+    registry.ensure(conn)
     conn.execute("DELETE FROM dm_registry.versions WHERE module = 'bench_load'")
 
 
@@ -133,10 +134,6 @@ def to_sql(table: pa.Table, name: str) -> tuple[float, int]:
     return elapsed, len(sample)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run(label: str, table: pa.Table, folder: Path, with_to_sql: bool) -> dict:
     rows = table.num_rows
     with psycopg.connect(URL, autocommit=True) as conn:
@@ -171,14 +168,13 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [1_000_000] if args.quick else [1_000_000, 10_000_000]
     results = []
-    with tempfile.TemporaryDirectory(prefix="dm_bench_load_") as tmp:
+    global URL
+    with fresh_database() as URL, tempfile.TemporaryDirectory(prefix="dm_bench_load_") as tmp:
         folder = Path(tmp)
         if not args.quick:
             results.append(run("wide 40 cols", wide(1_000_000), folder, with_to_sql=False))
         for n in sizes:
             results.append(run(f"narrow {n // 1_000_000}M", narrow(n), folder, with_to_sql=True))
-    with psycopg.connect(URL, autocommit=True) as conn:
-        reset(conn)
     largest = results[-1]
     print(
         f"to_sql rows/s measured on a {largest['to_sql_sample_rows']:,}-row sample"

@@ -19,7 +19,13 @@ import dagster as dg
 from etl_assets.errors import MetadataError, Problem
 from etl_assets.metadata import DataModule
 from etl_assets.metadata.loader import LoadedModule, discover, display_path
-from etl_assets.orchestration.factory import ModuleDefinitions, build_isolated, invalid_module_spec
+from etl_assets.orchestration.factory import (
+    ModuleDefinitions,
+    build_isolated,
+    check_loadable,
+    internal_error,
+    invalid_module_spec,
+)
 from resources.deployment import Deployment, configure_arrow, current, resources_for
 from schedules import build_schedule
 from sensors import (
@@ -68,13 +74,35 @@ class Catalog:
 
 
 def _automation(built: ModuleDefinitions) -> BuiltModule | MetadataError:
+    """The module's schedule and source sensor, and Dagster's check that all of it loads."""
     loaded = built.loaded
     try:
-        return BuiltModule(built, build_schedule(loaded), build_source_sensor(loaded))
-    except Exception as exc:  # e.g. Dagster refusing a schedule the model let through
-        return MetadataError(
-            display_path(loaded.file), [Problem("schedule", f"cannot build its automation: {exc}")]
-        )
+        module = BuiltModule(built, build_schedule(loaded), build_source_sensor(loaded))
+        check_loadable(built, module.schedule, module.sensor)
+    except Exception as exc:  # Dagster refusing a definition our validation let through
+        return internal_error(loaded, "Dagster cannot load it", exc)
+    return module
+
+
+GLOBAL_NAMES = {"dm_approved_uploads", "dm_outbox_retention", "dm_run_failure_alert"}
+
+
+def _names(module: BuiltModule) -> set[str]:
+    """The code-location-wide names a module defines (jobs, schedule, sensor)."""
+    names = {job.name for job in module.definitions.jobs}
+    names |= {d.name for d in (module.schedule, module.sensor) if d is not None}
+    return names
+
+
+def _collision(module: BuiltModule, taken: dict[str, str]) -> MetadataError | None:
+    clash = sorted(n for n in _names(module) if n in taken or n in GLOBAL_NAMES)
+    if not clash:
+        return None
+    owner = taken.get(clash[0], "the code location")
+    return MetadataError(
+        display_path(module.loaded.file),
+        [Problem("name", f"{clash[0]!r} is also defined by {owner}; rename the module")],
+    )
 
 
 def load_catalog(modules_dir: Path | str, only: str | None = None) -> Catalog:
@@ -82,13 +110,17 @@ def load_catalog(modules_dir: Path | str, only: str | None = None) -> Catalog:
     `only`), each in isolation."""
     found = discover(modules_dir, only)
     catalog = Catalog(errors=list(found.errors))
+    taken: dict[str, str] = {}
     for loaded in found.modules:
         built = build_isolated(loaded)
         if isinstance(built, ModuleDefinitions):
             built = _automation(built)
+        if isinstance(built, BuiltModule) and (clash := _collision(built, taken)):
+            built = clash
         if isinstance(built, MetadataError):
             catalog.errors.append(built)
         else:
+            taken.update({n: f"module {built.name!r}" for n in _names(built)})
             catalog.modules.append(built)
     return catalog
 
@@ -112,9 +144,12 @@ def build_definitions(
         sensors.append(approvals)
     if loaded:
         sensors.append(build_retention_sensor(loaded))
+    taken = {m.name for m in catalog.modules}
     for error in catalog.errors:
         log.error("invalid data module metadata:\n%s", error)
-        assets.append(invalid_module_spec(Path(error.file).parent, error))
+        spec = invalid_module_spec(Path(error.file).parent, error, taken)
+        taken.add(spec.key.path[0])
+        assets.append(spec)
     definitions = dg.Definitions(
         assets=assets,
         asset_checks=checks,

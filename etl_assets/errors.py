@@ -17,11 +17,17 @@ class Problem:
 
 
 class MetadataError(ValueError):
-    """Invalid data module metadata; `str()` lists every problem as `file: path: message`."""
+    """Invalid data module metadata; `str()` lists every problem as `file: path: message`.
 
-    def __init__(self, file: str, problems: list[Problem]):
+    `internal` marks an error that our validation should have caught with a precise message but
+    did not (something deeper refused the module): the module is still isolated, and the defect
+    is ours to fix (the metadata fuzz runner counts these).
+    """
+
+    def __init__(self, file: str, problems: list[Problem], internal: bool = False):
         self.file = file
         self.problems = problems
+        self.internal = internal
         super().__init__("\n".join(p.render(file) for p in problems))
 
 

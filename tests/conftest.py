@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -47,6 +49,21 @@ def pg_url(pg_server_url: str) -> str:
     yield url
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Stop an embedded server a test started (pgserver leaves it running for later reuse)."""
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, signal.SIGTERM)  # "smart" shutdown
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.fixture

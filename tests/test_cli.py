@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from etl_assets.cli import main
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, stop_embedded_postgres
 
 
 def test_validate_examples(capsys):
@@ -74,3 +74,23 @@ def test_unknown_module(cmd, tmp_path, dagster_home, monkeypatch, capsys):
     monkeypatch.setenv("DM_MODULES_DIR", str(tmp_path))
     assert main(cmd) == 1
     assert "no valid data module named 'nope'" in capsys.readouterr().err
+
+
+def test_prod_refuses_to_start_without_postgres(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DM_DEPLOYMENT", "prod")
+    monkeypatch.delenv("DM_POSTGRES_URL", raising=False)
+    assert main(["versions", "clinic"]) == 2
+    assert "DM_DEPLOYMENT=prod needs DM_POSTGRES_URL" in capsys.readouterr().err
+
+
+def test_the_cli_says_when_it_uses_the_embedded_postgres(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DM_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("DM_DEPLOYMENT", raising=False)
+    try:
+        assert main(["versions", "clinic"]) == 0
+    finally:
+        stop_embedded_postgres(tmp_path / "home" / "pgdata")
+    err = capsys.readouterr().err
+    assert f"note: embedded PostgreSQL under {tmp_path / 'home' / 'pgdata'}" in err
+    assert "(DM_POSTGRES_URL is unset)" in err

@@ -25,3 +25,25 @@ def test_instance_configs_validate(monkeypatch):
         monkeypatch.setenv(name, "x")
     prod = validate_instance_config(str(ROOT / "deploy"), "dagster.prod.yaml")
     assert prod["run_launcher"]["class"] == "K8sRunLauncher"
+
+
+def test_definitions_validate_without_a_stale_instance(tmp_path):
+    """A disposed instance's defs state must not make module validation fail."""
+    import gc
+
+    import dagster as dg
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    from etl_assets.definitions import load_catalog
+    from tests.conftest import EXAMPLES
+
+    instance = dg.DagsterInstance.local_temp(str(tmp_path))
+    stale = set_defs_state_storage(instance.defs_state_storage)
+    stale.__enter__()  # what a test or tool that never left its instance leaves behind
+    del instance
+    gc.collect()
+    try:
+        catalog = load_catalog(EXAMPLES)
+        assert not catalog.errors, [str(e) for e in catalog.errors]
+    finally:
+        stale.__exit__(None, None, None)

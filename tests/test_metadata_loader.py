@@ -127,7 +127,7 @@ BROKEN = [
     ),
     (
         lambda d: d["collection"][0]["extract"].update(type="ftp"),
-        "collection[0].extract: Input tag 'ftp' found using 'type' does not match",
+        "collection[0].extract: type 'ftp' is not one of 'file', 'script'",
     ),
     (
         lambda d: d["collection"][1].update(table="returns"),

@@ -3,6 +3,7 @@ Dagster instance under its `DAGSTER_HOME`."""
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import sys
 from functools import cached_property
@@ -41,10 +42,20 @@ class Session:
 
     @cached_property
     def instance(self) -> dg.DagsterInstance:
-        """The instance under DAGSTER_HOME, with the project's dagster.yaml on first use."""
+        """The instance under DAGSTER_HOME, with the project's dagster.yaml on first use.
+
+        Opening it is serialized between `dmetl` processes: a fresh SQLite instance creates its
+        tables on first use, and two processes creating them at once fail."""
         set_dagster_home(self.deployment)
-        target = self.deployment.dagster_home / "dagster.yaml"
-        source = PROJECT_ROOT / "dagster.yaml"
-        if not target.exists() and source.exists():
-            shutil.copyfile(source, target)
-        return dg.DagsterInstance.get()
+        home = self.deployment.dagster_home
+        with open(home / ".dmetl.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            target = home / "dagster.yaml"
+            source = PROJECT_ROOT / "dagster.yaml"
+            if not target.exists() and source.exists():
+                shutil.copyfile(source, target)
+            instance = dg.DagsterInstance.get()
+            instance.get_run_records(limit=1)  # run storage
+            instance.get_dynamic_partitions("dm_init")  # event log storage
+            instance.all_instigator_state()  # schedule storage
+        return instance

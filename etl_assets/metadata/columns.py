@@ -11,6 +11,11 @@ from etl_assets.metadata.anonymization import ColumnAnonymization
 from etl_assets.metadata.base import DataType, Name, _Model
 
 
+def _show(bound: object) -> str:
+    """A bound as the user wrote it: numbers bare, dates as quoted ISO text."""
+    return repr(bound.isoformat()) if isinstance(bound, dt.date) else repr(bound)
+
+
 def _comparable(bound: object) -> object:
     """A range bound as something orderable against the other bound of the same kind."""
     if isinstance(bound, dt.datetime):
@@ -68,10 +73,11 @@ class RangeRule(_Model):
             low, high = _comparable(self.min), _comparable(self.max)
             if type(low) is not type(high):
                 raise ValueError(
-                    f"min {self.min!r} and max {self.max!r} must both be numbers or both dates"
+                    f"min {_show(self.min)} and max {_show(self.max)} must both be numbers or"
+                    " both dates"
                 )
             if low > high:
-                raise ValueError(f"min {self.min} is greater than max {self.max}")
+                raise ValueError(f"min {_show(self.min)} is greater than max {_show(self.max)}")
         return self
 
 

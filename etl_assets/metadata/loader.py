@@ -95,6 +95,16 @@ def _message(e: dict[str, Any]) -> str:
         return "unknown key (see docs/datamodule-format.md)"
     if kind == "missing":
         return "required key is missing"
+    ctx = e.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        return (
+            f"{str(ctx.get('discriminator', 'the type')).strip(chr(39))} {_short(ctx.get('tag'))}"
+            " is not one of"
+            f" {ctx.get('expected_tags', '')}"
+        )
+    if kind == "union_tag_not_found":
+        key = str(ctx.get("discriminator", "")).strip("'")
+        return f"required key {key!r} is missing (it says which kind this is)"
     if kind.endswith("_type") or kind in ("literal_error", "string_pattern_mismatch", "enum"):
         return f"{msg}, got {_short(e.get('input'))}"
     return msg
@@ -192,12 +202,11 @@ def load_isolated(folder: Path) -> LoadedModule | MetadataError:
         return load_module(folder)
     except MetadataError as exc:
         return exc
-    except RecursionError:
-        return MetadataError(_shown_file(folder), [Problem("", "nested too deeply to load")])
     except Exception as exc:  # a defect of ours must not take the other modules down
         return MetadataError(
             _shown_file(folder),
             [Problem("", f"could not be loaded ({type(exc).__name__}: {_short(str(exc), 200)})")],
+            internal=True,
         )
 
 

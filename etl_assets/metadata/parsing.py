@@ -141,6 +141,8 @@ def _parse_yaml(text: str) -> Any:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise _Invalid(f"not valid YAML: {exc}") from None
+    except (ValueError, OverflowError) as exc:  # a scalar YAML resolves but cannot construct
+        raise _Invalid(f"a YAML value cannot be read: {str(exc)[:120]}") from None
 
 
 def _plain(value: Any, path: str, problems: list[Problem]) -> Any:
@@ -155,6 +157,10 @@ def _plain(value: Any, path: str, problems: list[Problem]) -> Any:
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         problems.append(Problem(path, "not a finite number"))
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_INT_DIGITS:
+        problems.append(
+            Problem(path, f"an integer of more than {MAX_INT_DIGITS} digits is too large")
+        )
     if isinstance(value, str):
         try:
             value.encode("utf-8")

@@ -54,13 +54,17 @@ def _table_keys(table: Table, where: str) -> list[Problem]:
     ]
 
 
+def _a(data_type: str) -> str:
+    return f"an {data_type}" if data_type[0] in "aeiou" else f"a {data_type}"
+
+
 def _literals(column: Column, where: str) -> list[Problem]:
     """Fill values, range bounds and allowed values must be values of the column's type."""
     problems = []
     t = column.dataType
     if column.empty and column.empty.strategy == "fill" and not literal_fits(column.empty.value, t):
         problems.append(
-            Problem(f"{where}.empty.value", f"fill value {column.empty.value!r} is not a {t}")
+            Problem(f"{where}.empty.value", f"fill value {column.empty.value!r} is not {_a(t)}")
         )
     rng = column.range
     if rng is None:
@@ -68,12 +72,14 @@ def _literals(column: Column, where: str) -> list[Problem]:
     for bound in ("min", "max"):
         v = getattr(rng, bound)
         if v is not None and not literal_fits(v, t):
-            problems.append(Problem(f"{where}.range.{bound}", f"{v!r} is not a {t}"))
+            problems.append(Problem(f"{where}.range.{bound}", f"{v!r} is not {_a(t)}"))
     for i, v in enumerate(rng.allowed or []):
         if not literal_fits(v, t):
-            problems.append(Problem(f"{where}.range.allowed[{i}]", f"{v!r} is not a {t}"))
+            problems.append(Problem(f"{where}.range.allowed[{i}]", f"{v!r} is not {_a(t)}"))
     if rng.replacement is not None and not literal_fits(rng.replacement, t):
-        problems.append(Problem(f"{where}.range.replacement", f"{rng.replacement!r} is not a {t}"))
+        problems.append(
+            Problem(f"{where}.range.replacement", f"{rng.replacement!r} is not {_a(t)}")
+        )
     return problems
 
 

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets._dagster_private import without_instance_state
 from etl_assets.anonymize.assets import anonymize_asset
+from etl_assets.anonymize.hierarchy import HierarchyError
+from etl_assets.anonymize.spec import SpecError
 from etl_assets.clean.assets import clean_asset, clean_checks
 from etl_assets.errors import MetadataError, Problem
 from etl_assets.extract.assets import extract_asset
@@ -26,6 +29,7 @@ from etl_assets.metadata.references import table_order
 from etl_assets.orchestration.jobs import module_jobs
 from etl_assets.publish.assets import outbox_asset, outbox_checks, upload_asset
 from etl_assets.stages import StageKit
+from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 
 
 @dataclass
@@ -71,7 +75,12 @@ def _build_module(loaded: LoadedModule) -> ModuleDefinitions:
         table = kit.model.table(table_name)
         out.assets.append(clean_asset(kit, table))
         out.checks.extend(clean_checks(kit, table))
-        out.assets.append(anonymize_asset(kit, table))
+        try:
+            out.assets.append(anonymize_asset(kit, table))
+        except (SpecError, HierarchyError) as exc:
+            index = kit.model.tables.index(table)
+            where = f"tables[{index}].privacy" if table.privacy else f"tables[{index}].columns"
+            raise MetadataError(display_path(loaded.file), [Problem(where, str(exc))]) from None
         out.assets.append(outbox_asset(kit, table))
         out.checks.extend(outbox_checks(kit, table))
     out.assets.append(upload_asset(kit))
@@ -83,19 +92,54 @@ def build_isolated(loaded: LoadedModule) -> ModuleDefinitions | MetadataError:
     """`build_module`, with anything it raises turned into that module's error."""
     try:
         return build_module(loaded)
-    except RecursionError:
-        return MetadataError(display_path(loaded.file), [Problem("", "nested too deeply to build")])
-    except Exception as exc:  # the engine refusing a spec, Dagster refusing a definition, ...
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return MetadataError(
-            display_path(loaded.file),
-            [Problem("", f"cannot build its assets: {text[:300]}")],
+    except MetadataError as exc:
+        return exc
+    except Exception as exc:  # Dagster refusing a definition our validation let through
+        return internal_error(loaded, "cannot build its assets", exc)
+
+
+def internal_error(loaded: LoadedModule, what: str, exc: Exception) -> MetadataError:
+    """A module's error for an exception our validation should have prevented (see
+    `MetadataError.internal`): the module is isolated, and the message says what refused it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return MetadataError(
+        display_path(loaded.file),
+        [Problem("", f"{what} ({type(exc).__name__}: {text[:300]})")],
+        internal=True,
+    )
+
+
+def check_loadable(built: ModuleDefinitions, *automation: object) -> None:
+    """Dagster's validation of the module's definitions (and its schedule and sensors) as the
+    code location will load them; resources are placeholders: only their keys matter here."""
+    placeholders: dict[str, object] = {
+        k: dg.ResourceDefinition.none_resource() for k in ("postgres", "outbox", "secrets")
+    }
+    placeholders[IO_MANAGER_KEY] = ParquetIOManager(base_dir="unused")
+    with warnings.catch_warnings(), without_instance_state():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        dg.Definitions.validate_loadable(
+            dg.Definitions(
+                assets=built.assets,
+                asset_checks=built.checks,
+                jobs=built.jobs,
+                schedules=[a for a in automation if isinstance(a, dg.ScheduleDefinition)],
+                sensors=[a for a in automation if isinstance(a, dg.SensorDefinition)],
+                resources=placeholders,
+            )
         )
 
 
-def invalid_module_spec(folder: Path, error: MetadataError) -> dg.AssetSpec:
-    """A placeholder asset that shows a module's metadata errors in the UI."""
-    name = re.sub(r"[^a-z0-9_]", "_", folder.name.lower()) or "module"
+def invalid_module_spec(
+    folder: Path, error: MetadataError, taken: set[str] = frozenset()
+) -> dg.AssetSpec:
+    """A placeholder asset that shows a module's metadata errors in the UI (its first key part
+    is the folder's name, made unique against `taken`)."""
+    base = re.sub(r"[^a-z0-9_]", "_", folder.name.lower())[:60] or "module"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
     return dg.AssetSpec(
         key=dg.AssetKey([name, "invalid_metadata"]),
         group_name=name if name[0].isalpha() else f"m_{name}_invalid",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl_assets.clean.rules.record_text import records_json
 from etl_assets.metadata import DataModule, Table
@@ -294,7 +295,6 @@ class WorkingSet:
         ]
         if SOURCE_COLUMN not in self.data.columns or not ranked:
             return np.zeros(len(positions), dtype=np.int64)
-        import pyarrow.compute as pc
 
         sources = take(self.arrow(SOURCE_COLUMN), positions)
         if sources.type != pa.string():
