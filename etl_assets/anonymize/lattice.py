@@ -404,7 +404,7 @@ def optimal_search(problem: Problem) -> SearchResult:
         while nxt_list[path[-1]] >= 0:
             path.append(nxt_list[path[-1]])
         lo, hi = 0, len(path) - 1  # binary search for the lowest satisfying node on the path
-        while lo <= hi and status[i] == 0:
+        while lo <= hi and (exact_lb or status[i] == 0):
             mid = (lo + hi) // 2
             if status[path[mid]] == 0:
                 check(path[mid])
