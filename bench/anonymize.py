@@ -24,9 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from etl_assets.anonymize import Problem, encode_codes, optimal_search  # noqa: E402
 from etl_assets.anonymize import hierarchy as hier  # noqa: E402
 from etl_assets.anonymize import operations as ops  # noqa: E402
-from etl_assets.anonymize.lattice import Problem, encode_codes, optimal_search  # noqa: E402
 from etl_assets.anonymize.privacy import (  # noqa: E402
     check_k_anonymity,
     check_l_diversity,
