@@ -96,7 +96,6 @@ class Problem:
         self.nodes = self.lattice.nodes
         self._model_names = [m.describe() for m in self.models]
         self._cache: dict[tuple[int, ...], NodeResult] = {}
-        self._cache_hit = False
         self._grouper = Grouper(self.hierarchies)
         base = ClassTable(
             [np.ascontiguousarray(self.codes[:, d]) for d in range(len(self.hierarchies))],
@@ -192,11 +191,14 @@ class Problem:
             bad |= v
         return sizes, bad, per_model
 
+    def has_result(self, node: Sequence[int]) -> bool:
+        """Whether ``node`` was evaluated already (``evaluate`` then costs nothing)."""
+        return tuple(int(x) for x in node) in self._cache
+
     def evaluate(self, node: Sequence[int]) -> NodeResult:
         """Check the models on ``node`` and, if satisfied, compute the optimized metric."""
         key = tuple(int(x) for x in node)
         hit = self._cache.get(key)
-        self._cache_hit = hit is not None
         if hit is not None:
             return hit
         table = self._rollup.source(key)

@@ -119,9 +119,9 @@ class _BestFirst:
         if self.status[i] == _PASSES and self.exact_lb:
             res = NodeResult(tuple(self.lattice.nodes[i].tolist()), True, 0, float(self.lb[i]))
         else:
-            res = self.problem.evaluate(self.lattice.nodes[i])
-            if not self.problem._cache_hit:
-                self.evaluated += 1
+            node = self.lattice.nodes[i]
+            self.evaluated += not self.problem.has_result(node)
+            res = self.problem.evaluate(node)
             if not res.satisfied:
                 self._failed(res)
                 return
