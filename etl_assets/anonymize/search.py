@@ -55,7 +55,8 @@ class _BestFirst:
         self.order = np.lexsort((nodes.sum(axis=1), self.lb))  # = the tie order of equal bounds
         self.status = np.zeros(len(nodes), dtype=np.int8)
         self.monotone = problem.monotone
-        # With no suppression, Loss and entropy of a satisfying node are exactly its bound.
+        # A satisfying node scores exactly its bound: always for monotonic entropy, and for Loss
+        # and entropy when no record may be suppressed.
         self.exact_lb = problem.metric == "entropy_monotonic" or (
             problem.max_outliers == 0 and problem.metric in ("loss", "entropy")
         )
