@@ -24,9 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from etl_assets.anonymize import Problem, encode_codes, optimal_search  # noqa: E402
 from etl_assets.anonymize import hierarchy as hier  # noqa: E402
 from etl_assets.anonymize import operations as ops  # noqa: E402
-from etl_assets.anonymize.lattice import Problem, encode_codes, optimal_search  # noqa: E402
 from etl_assets.anonymize.privacy import (  # noqa: E402
     check_k_anonymity,
     check_l_diversity,
@@ -36,9 +36,10 @@ from etl_assets.anonymize.spec import PrivacyModel  # noqa: E402
 
 ADULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "adult"
 
-# Reference figures from issue 4 (ARX warm runtimes; pycanon check runtimes), in seconds.
+# Reference figures from issue 4 (ARX warm runtimes, the upper end of ARX's 25-40 ms at 0%;
+# pycanon check runtimes), in seconds; the 0% target is issue 14's.
 ARX_SECONDS = {"adult_q8_k5_s0": 0.040, "adult_q8_k5_s4": 0.380}
-TARGET_SECONDS = {"adult_q8_k5_s0": 0.050, "adult_q8_k5_s4": 0.400}
+TARGET_SECONDS = {"adult_q8_k5_s0": 0.040, "adult_q8_k5_s4": 0.400}
 PYCANON_SECONDS = {"check_k_seconds": 0.4, "check_l_seconds": 2.2, "check_t_seconds": 41.0}
 CHECK_TARGET = 0.050
 ROWS_PER_S_TARGET = 10_000_000
@@ -52,15 +53,21 @@ CASES = {
 }
 
 
-def best_of(fn, reps: int) -> tuple[float, object]:
-    """Minimum wall time over ``reps`` runs after one warm-up, and the last result."""
+def timed(fn, reps: int) -> tuple[float, float, object]:
+    """Minimum and median wall time over ``reps`` runs after one warm-up, and the last result."""
     out = fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
-    return min(times), out
+    return min(times), float(np.median(times)), out
+
+
+def best_of(fn, reps: int) -> tuple[float, object]:
+    """Minimum wall time over ``reps`` runs after one warm-up, and the last result."""
+    best, _, out = timed(fn, reps)
+    return best, out
 
 
 def run_case(df: pd.DataFrame, hs: dict, n_qis: int, k: int, limit: float, reps: int) -> dict:
@@ -72,10 +79,11 @@ def run_case(df: pd.DataFrame, hs: dict, n_qis: int, k: int, limit: float, reps:
         problem = Problem(hl, codes, [PrivacyModel("k-anonymity", k=k)], suppression_limit=limit)
         return problem, optimal_search(problem)
 
-    seconds, (problem, res) = best_of(search, reps)
+    seconds, median, (problem, res) = timed(search, reps)
     m = problem.metrics(res.best.node)
     return {
         "seconds": round(seconds, 6),
+        "seconds_median": round(median, 6),
         "transformation": [int(x) for x in res.best.node],
         "loss": m["loss"],
         "entropy": m["entropy"],
@@ -116,7 +124,8 @@ def main() -> None:
         if arx:
             ratios[name] = round(r["seconds"] / arx, 3)
         print(
-            f"{name}: {r['seconds'] * 1000:.1f} ms ({ref}); transformation {r['transformation']}; "
+            f"{name}: {r['seconds'] * 1000:.1f} ms best of {reps}, median "
+            f"{r['seconds_median'] * 1000:.1f} ms ({ref}); transformation {r['transformation']}; "
             f"loss {r['loss']:.6f} (arithmetic mean {r['_loss_arithmetic']:.6f}); "
             f"entropy {r['entropy']:.1f}; discernibility {r['discernibility']:.0f}; "
             f"suppressed {r['suppressed']}; checked {r['_evaluated']} of {r['_nodes']} nodes"

@@ -7,7 +7,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl_assets.anonymize import AnonymizationSpec, anonymize_table
+from etl_assets.anonymize import (
+    AnonymizationSpec,
+    PrivacyModel,
+    Problem,
+    anonymize_table,
+    encode_codes,
+    exhaustive_search,
+    from_csv,
+    optimal_search,
+    verify_table,
+)
 
 ADULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "adult"
 pytestmark = pytest.mark.skipif(
@@ -77,9 +87,6 @@ def test_adult_result_verified_by_pycanon(adult: pd.DataFrame) -> None:
     ],
 )
 def test_adult_sample_search_equals_oracle(adult: pd.DataFrame, models, limit, metric) -> None:
-    from etl_assets.anonymize import PrivacyModel, exhaustive_search, from_csv, optimal_search
-    from etl_assets.anonymize.lattice import Problem, encode_codes
-
     df = adult.sample(3000, random_state=0)
     qis = ["sex", "age", "race", "marital-status", "education"]
     hs = [from_csv(ADULT / f"adult_hierarchy_{c}.csv") for c in qis]
@@ -101,8 +108,6 @@ def test_adult_sample_search_equals_oracle(adult: pd.DataFrame, models, limit, m
 
 
 def test_verify_table_reports_each_model(adult: pd.DataFrame) -> None:
-    from etl_assets.anonymize import verify_table
-
     df = adult.drop(columns=["salary-class"])
     models = [
         {"kind": "k-anonymity", "k": 5},

@@ -34,8 +34,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl_assets.anonymize import PrivacyModel, exhaustive_search, from_csv, optimal_search
-from etl_assets.anonymize.lattice import Problem, encode_codes
+from etl_assets.anonymize import (
+    PrivacyModel,
+    Problem,
+    encode_codes,
+    exhaustive_search,
+    from_csv,
+    optimal_search,
+)
 
 ADULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "adult"
 pytestmark = pytest.mark.skipif(

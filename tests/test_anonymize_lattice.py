@@ -12,16 +12,17 @@ from etl_assets.anonymize import (
     AnonymizationSpec,
     PrivacyModel,
     PrivacyModelUnsatisfiable,
+    Problem,
     anonymize_table,
     check_k_anonymity,
     check_l_diversity,
     check_t_closeness,
+    encode_codes,
     exhaustive_search,
     from_levels,
     from_tree,
     optimal_search,
 )
-from etl_assets.anonymize.lattice import Problem, encode_codes
 
 AGE = from_levels(
     [[str(a), f"{a // 10 * 10}-{a // 10 * 10 + 9}", "*"] for a in range(20, 60)], name="age"

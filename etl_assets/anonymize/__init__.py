@@ -1,6 +1,7 @@
 """Anonymization engine: generalization lattice search, privacy checks, record operations."""
 
 from .engine import AnonymizationResult, PrivacyModelUnsatisfiable, anonymize_table, verify_table
+from .evaluation import Problem, encode_codes
 from .hierarchy import (
     Hierarchy,
     HierarchyError,
@@ -11,10 +12,10 @@ from .hierarchy import (
     intervals,
     prefix_mask,
 )
-from .lattice import Problem, SearchResult, exhaustive_search, optimal_search
 from .metrics import aggregate_loss
 from .operations import anatomize, permute, perturb, pseudonymize, suppress_cells, suppress_records
 from .privacy import CheckResult, check_k_anonymity, check_l_diversity, check_t_closeness
+from .search import SearchResult, exhaustive_search, optimal_search
 from .spec import (
     Anatomization,
     AnonymizationSpec,
@@ -47,6 +48,7 @@ __all__ = [
     "check_l_diversity",
     "check_t_closeness",
     "dates",
+    "encode_codes",
     "exhaustive_search",
     "from_csv",
     "from_levels",

@@ -9,8 +9,15 @@ import pandas as pd
 
 from . import hierarchy as hier
 from . import operations as ops
-from .lattice import Problem, SearchResult, encode_codes, optimal_search
-from .privacy import CheckResult, check_k_anonymity, check_l_diversity, check_t_closeness
+from .evaluation import Problem, encode_codes
+from .privacy import (
+    CheckResult,
+    check_k_anonymity,
+    check_l_diversity,
+    check_t_closeness,
+    table_classes,
+)
+from .search import SearchResult, optimal_search
 from .spec import AnonymizationSpec, PrivacyModel, SpecError
 
 
@@ -78,8 +85,42 @@ def anonymize_table(
     out = df.reset_index(drop=True).copy()
     n = len(out)
     lines = [f"table {spec.table!r}: {n} records"]
+    _column_operations(out, spec, rng, secret, lines)
+    if spec.anatomization is not None:
+        return _anatomize(out, spec, rng, lines)
+    result = AnonymizationResult(tables={})
+    qis = spec.quasi_identifiers
+    suppressed_mask = np.zeros(n, dtype=bool)
+    if spec.privacy_models or any(spec.column(q).generalization is not None for q in qis):
+        suppressed_mask = _generalize(out, spec, result, lines)
+    _permute(out, spec, rng, lines)
+    # Record suppression.
+    n_supp = int(suppressed_mask.sum())
+    out = ops.suppress_records(
+        out, suppressed_mask, how=spec.suppressed_records, columns=qis, marker=spec.marker
+    )
+    if n_supp:
+        lines.append(
+            f"suppressed {n_supp} records ({100.0 * n_supp / max(n, 1):.2f}%, "
+            f"limit {100 * spec.suppression_limit:g}%), {'dropped' if spec.suppressed_records == 'drop' else 'masked'}"
+        )
+    for k in ("loss", "entropy", "discernibility", "avg_class_size", "min_class_size"):
+        if k in result.metrics:
+            lines.append(f"{k}: {result.metrics[k]:.6g}")
+    result.tables[spec.table] = out
+    result.suppressed = n_supp
+    result.summary = "\n".join(lines)
+    return result
 
-    # 1. Pseudonyms, perturbation, cell suppression (column-local operations).
+
+def _column_operations(
+    out: pd.DataFrame,
+    spec: AnonymizationSpec,
+    rng: np.random.Generator,
+    secret: bytes | None,
+    lines: list[str],
+) -> None:
+    """Pseudonyms, perturbation, cell suppression (column-local operations), in place."""
     for c in spec.columns:
         if c.pseudonymize:
             if secret is None:
@@ -110,96 +151,106 @@ def anonymize_table(
             out[c.name] = ops.suppress_cells(out[c.name], None, spec.marker)
             lines.append(f"suppressed every cell of {c.name!r}")
 
+
+def _anatomize(
+    out: pd.DataFrame, spec: AnonymizationSpec, rng: np.random.Generator, lines: list[str]
+) -> AnonymizationResult:
+    """Publish exact QIs in a QIT and the sensitive values in an ST."""
+    a, tname = spec.anatomization, spec.table
+    if a.attribute not in out.columns:
+        raise SpecError(f"anatomization attribute {a.attribute!r} is not a column of {tname!r}")
+    others = [c for c in out.columns if c != a.attribute]
+    qit, st = ops.anatomize(out, others, a.attribute, a.l, rng)
+    result = AnonymizationResult(tables={f"{tname}_qit": qit, f"{tname}_st": st})
+    result.metrics = {"groups": float(qit["group_id"].nunique()), "l": float(a.l)}
+    result.summary = "\n".join(
+        lines
+        + [
+            f"anatomized on {a.attribute!r} into {qit['group_id'].nunique()} "
+            f"groups, each {a.l}-diverse"
+        ]
+    )
+    return result
+
+
+def _sensitive_codes(
+    out: pd.DataFrame, spec: AnonymizationSpec, models: list[PrivacyModel]
+) -> dict[str, np.ndarray]:
+    """Codes of every sensitive attribute the models name (their declared order when given)."""
+    sensitive = {}
+    for m in models:
+        if m.hierarchy is not None and m.attribute not in sensitive:
+            # Hierarchical EMD: sensitive codes are the hierarchy's leaf codes.
+            sensitive[m.attribute] = m.hierarchy.encode(out[m.attribute]).astype(np.int64)
+    for m in models:
+        if m.attribute is not None and m.attribute not in sensitive:
+            col = spec.column(m.attribute)
+            order = col.order if col is not None else None
+            if order is not None:
+                s_codes = pd.Categorical(out[m.attribute], categories=order, ordered=True).codes
+                if (s_codes < 0).any():
+                    raise SpecError(f"column {m.attribute!r}: values outside its declared 'order'")
+            else:
+                s_codes, _ = pd.factorize(out[m.attribute], sort=True, use_na_sentinel=False)
+            sensitive[m.attribute] = np.asarray(s_codes, dtype=np.int64)
+    return sensitive
+
+
+def _generalize(
+    out: pd.DataFrame, spec: AnonymizationSpec, result: AnonymizationResult, lines: list[str]
+) -> np.ndarray:
+    """Optimal full-domain generalization of the QIs, in place; the records to suppress."""
     qis = spec.quasi_identifiers
-    result = AnonymizationResult(tables={})
-    tname = spec.table
-
-    # 2. Anatomization publishes exact QIs in a QIT and the sensitive values in an ST.
-    if spec.anatomization is not None:
-        a = spec.anatomization
-        if a.attribute not in out.columns:
-            raise SpecError(f"anatomization attribute {a.attribute!r} is not a column of {tname!r}")
-        others = [c for c in out.columns if c != a.attribute]
-        qit, st = ops.anatomize(out, others, a.attribute, a.l, rng)
-        result.tables = {f"{tname}_qit": qit, f"{tname}_st": st}
-        result.metrics = {"groups": float(qit["group_id"].nunique()), "l": float(a.l)}
-        result.summary = "\n".join(
-            lines
-            + [
-                f"anatomized on {a.attribute!r} into {qit['group_id'].nunique()} "
-                f"groups, each {a.l}-diverse"
-            ]
+    hs = [hier.build(out[q], spec.column(q).generalization.as_config()) for q in qis]
+    codes = encode_codes(out, qis, hs)
+    models = [_with_hierarchy(m, spec, out) for m in spec.privacy_models]
+    problem = Problem(
+        hs,
+        codes,
+        models,
+        _sensitive_codes(out, spec, models),
+        spec.suppression_limit,
+        spec.metric,
+        spec.loss_aggregate,
+        spec.loss_gs_factor,
+    )
+    search = optimal_search(problem)
+    result.search = search
+    if search.best is None:
+        raise PrivacyModelUnsatisfiable(
+            _unsatisfiable_message(spec, search, len(out), problem.max_outliers)
         )
-        return result
+    node = search.best.node
+    cls, n_classes = problem.classes(node)
+    _, bad, _ = problem.violations(cls, n_classes)
+    # The deduplicated rows' verdict, mapped back to every record.
+    suppressed_mask = bad[cls][problem.row_index]
+    for d, (q, h, lvl) in enumerate(zip(qis, hs, node, strict=True)):
+        if lvl > 0:
+            out[q] = h.generalize(codes[:, d], lvl)
+    result.transformation = dict(zip(qis, map(int, node), strict=True))
+    metrics = problem.metrics(node)
+    result.metrics = {k: v for k, v in metrics.items() if not k[5:].isdigit()}
+    lines.append(
+        f"optimal transformation {result.transformation} ({spec.metric}; searched "
+        f"{search.evaluated} of {search.nodes} lattice nodes)"
+    )
+    for m in spec.privacy_models:
+        lines.append(f"guarantees {m.describe()}")
+    return suppressed_mask
 
-    # 3. Optimal full-domain generalization with record suppression.
-    suppressed_mask = np.zeros(n, dtype=bool)
-    if spec.privacy_models or any(spec.column(q).generalization is not None for q in qis):
-        hs = [hier.build(out[q], spec.column(q).generalization.as_config()) for q in qis]
-        codes = encode_codes(out, qis, hs)
-        sensitive = {}
-        models = [_with_hierarchy(m, spec, out) for m in spec.privacy_models]
-        for m in models:
-            if m.hierarchy is not None and m.attribute not in sensitive:
-                # Hierarchical EMD: sensitive codes are the hierarchy's leaf codes.
-                sensitive[m.attribute] = m.hierarchy.encode(out[m.attribute]).astype(np.int64)
-        for m in models:
-            if m.attribute is not None and m.attribute not in sensitive:
-                col = spec.column(m.attribute)
-                order = col.order if col is not None else None
-                if order is not None:
-                    s_codes = pd.Categorical(out[m.attribute], categories=order, ordered=True).codes
-                    if (s_codes < 0).any():
-                        raise SpecError(
-                            f"column {m.attribute!r}: values outside its declared 'order'"
-                        )
-                else:
-                    s_codes, _ = pd.factorize(out[m.attribute], sort=True, use_na_sentinel=False)
-                sensitive[m.attribute] = np.asarray(s_codes, dtype=np.int64)
-        problem = Problem(
-            hs,
-            codes,
-            models,
-            sensitive,
-            spec.suppression_limit,
-            spec.metric,
-            spec.loss_aggregate,
-            spec.loss_gs_factor,
-        )
-        search = optimal_search(problem)
-        result.search = search
-        if search.best is None:
-            raise PrivacyModelUnsatisfiable(
-                _unsatisfiable_message(spec, search, n, problem.max_outliers)
-            )
-        node = search.best.node
-        cls, n_classes = problem.classes(node)
-        _, bad, _ = problem.violations(cls, n_classes)
-        # Map the deduplicated rows' verdict back to every record.
-        row_cls, _ = _row_classes(problem, codes, node)
-        suppressed_mask = bad[row_cls] if n else suppressed_mask
-        for q, h, lvl in zip(qis, hs, node, strict=True):
-            if lvl > 0:
-                out[q] = h.generalize(codes[:, qis.index(q)], lvl)
-        result.transformation = dict(zip(qis, map(int, node), strict=True))
-        result.metrics = problem.metrics(node)
-        result.metrics = {k: v for k, v in result.metrics.items() if not k[5:].isdigit()}
-        lines.append(
-            f"optimal transformation {result.transformation} ({spec.metric}; searched "
-            f"{search.evaluated} of {search.nodes} lattice nodes)"
-        )
-        for m in spec.privacy_models:
-            lines.append(f"guarantees {m.describe()}")
 
-    # 4. Permutation (within the published equivalence classes, or the whole column).
+def _permute(
+    out: pd.DataFrame, spec: AnonymizationSpec, rng: np.random.Generator, lines: list[str]
+) -> None:
+    """Permutation within the published equivalence classes, or of the whole column, in place."""
+    qis = spec.quasi_identifiers
     classes = None
     for c in spec.columns:
         if c.permute is None:
             continue
         if c.permute == "class":
             if classes is None:
-                from .privacy import table_classes
-
                 classes, _ = table_classes(out, qis) if qis else (None, 0)
             out[c.name] = ops.permute(out[c.name], rng, classes)
         else:
@@ -207,44 +258,6 @@ def anonymize_table(
         lines.append(
             f"permuted {c.name!r} ({'within classes' if c.permute == 'class' else 'whole column'})"
         )
-
-    # 5. Record suppression.
-    n_supp = int(suppressed_mask.sum())
-    out = ops.suppress_records(
-        out, suppressed_mask, how=spec.suppressed_records, columns=qis, marker=spec.marker
-    )
-    if n_supp:
-        lines.append(
-            f"suppressed {n_supp} records ({100.0 * n_supp / max(n, 1):.2f}%, "
-            f"limit {100 * spec.suppression_limit:g}%), {'dropped' if spec.suppressed_records == 'drop' else 'masked'}"
-        )
-    for k in ("loss", "entropy", "discernibility", "avg_class_size", "min_class_size"):
-        if k in result.metrics:
-            lines.append(f"{k}: {result.metrics[k]:.6g}")
-    result.tables[tname] = out
-    result.suppressed = n_supp
-    result.summary = "\n".join(lines)
-    return result
-
-
-def _row_classes(problem: Problem, codes: np.ndarray, node) -> tuple[np.ndarray, int]:
-    """Class id (in the deduplicated problem's numbering) of every original record."""
-    # Locate each record's deduplicated row via the same key the problem used.
-    from .privacy import class_ids
-
-    gen = [problem.hierarchies[d].maps[lvl][codes[:, d]] for d, lvl in enumerate(node)]
-    cards = [problem.cards[d][lvl] for d, lvl in enumerate(node)]
-    all_codes = [
-        np.concatenate([problem.level_codes[d][lvl], g])
-        for d, (lvl, g) in enumerate(zip(node, gen, strict=True))
-    ]
-    ids, _ = class_ids(all_codes, cards)
-    m = len(problem.codes)
-    dedup_ids, rec_ids = ids[:m], ids[m:]
-    cls, n_classes = problem.classes(node)
-    lookup = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=np.int64)
-    lookup[dedup_ids] = cls
-    return lookup[rec_ids], n_classes
 
 
 def _with_hierarchy(m: PrivacyModel, spec: AnonymizationSpec, df: pd.DataFrame) -> PrivacyModel:

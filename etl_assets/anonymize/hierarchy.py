@@ -74,10 +74,12 @@ class Hierarchy:
         keys = _as_keys(column)
         codes = self._index.get_indexer(keys)
         if (codes < 0).any():
-            missing = pd.unique(keys[codes < 0])[:5]
+            # Counts only: the values are restricted data and this message reaches the run log.
+            missing = codes < 0
             raise HierarchyError(
-                f"column {column.name!r}: values {list(missing)} are not in hierarchy "
-                f"{self.name!r}; expected every value of the column as a row of the hierarchy"
+                f"column {column.name!r}: {len(pd.unique(keys[missing]))} distinct values "
+                f"({int(missing.sum())} records) are not in hierarchy {self.name!r}; expected "
+                "every value of the column as a row of the hierarchy"
             )
         return codes.astype(np.int32)
 
@@ -179,7 +181,7 @@ def intervals(
     multiple of the previous) and bin edges should be coarsened by dropping edges, so each value
     has a single parent.
     """
-    values = np.unique(pd.to_numeric(column, errors="raise").dropna().to_numpy())
+    values = np.unique(_parsed(column, pd.to_numeric, "numbers").dropna().to_numpy())
     if widths is None and bins is None:
         raise HierarchyError(f"column {column.name!r}: intervals need 'widths' or 'bins'")
     rows = [[_fmt(v) for v in values]]
@@ -203,9 +205,8 @@ def intervals(
 
 def dates(column: pd.Series, levels: Sequence[str] = ("month", "quarter", "year")) -> Hierarchy:
     """Date hierarchy over distinct values: truncation to day, week, month, quarter or year."""
-    ts = pd.to_datetime(column, errors="raise")
     uniq = pd.Series(pd.unique(column.dropna()))
-    uts = pd.Series(pd.to_datetime(uniq))
+    uts = pd.Series(_parsed(uniq.rename(column.name), pd.to_datetime, "dates"))
     rows = [uniq.astype(str).tolist()]
     for lvl in levels:
         if lvl == "day":
@@ -223,7 +224,6 @@ def dates(column: pd.Series, levels: Sequence[str] = ("month", "quarter", "year"
             raise HierarchyError(
                 f"column {column.name!r}: date level {lvl!r}; expected day, week, month, quarter, year"
             )
-    del ts
     rows.append([ROOT] * len(uniq))
     return Hierarchy(np.array(rows, dtype=object).T, name=str(column.name))
 
@@ -244,6 +244,18 @@ def prefix_mask(column: pd.Series, keep: Sequence[int] | None = None, mask: str 
         )
     rows.append([ROOT] * len(uniq))
     return Hierarchy(np.array(rows, dtype=object).T, name=str(column.name))
+
+
+def _parsed(column: pd.Series, parse, what: str) -> pd.Series:
+    """``parse(column)``; what does not parse raises a count, never the values (restricted)."""
+    out = parse(column, errors="coerce")
+    unparsed = pd.isna(out) & column.notna()
+    if unparsed.any():
+        raise HierarchyError(
+            f"column {column.name!r}: {int(unparsed.sum())} values are not {what}; expected "
+            f"a column of {what} for this generalization"
+        )
+    return out
 
 
 def _fmt(v: float) -> str:
