@@ -123,22 +123,60 @@ def _spec() -> AnonymizationSpec:
     )
 
 
-def test_same_seed_reproduces_output_and_different_seed_does_not() -> None:
-    rng = np.random.default_rng(5)
-    df = pd.DataFrame(
+def _people(n: int = 200, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
         {
-            "id": np.arange(200),
-            "age": rng.integers(18, 80, 200),
-            "income": rng.integers(0, 10**5, 200),
-            "dx": rng.choice(list("abcde"), 200),
+            "id": np.arange(n),
+            "age": rng.integers(18, 80, n),
+            "income": rng.integers(0, 10**5, n),
+            "dx": rng.choice(list("abcde"), n),
         }
     )
-    a = anonymize_table(df, _spec(), seed=42, secret=b"s")
-    b = anonymize_table(df, _spec(), seed=42, secret=b"s")
-    c = anonymize_table(df, _spec(), seed=43, secret=b"s")
+
+
+def test_the_secret_key_decides_the_noise() -> None:
+    df = _people()
+    a = anonymize_table(df, _spec(), secret=b"s")
+    b = anonymize_table(df, _spec(), secret=b"s")
+    c = anonymize_table(df, _spec(), secret=b"another key")
     pd.testing.assert_frame_equal(a.tables["p"], b.tables["p"])
     assert not a.tables["p"]["income"].equals(c.tables["p"]["income"])
     assert (a.tables["p"]["income"] >= 0).all()
+
+
+def test_an_unchanged_record_gets_the_same_noise_whatever_else_changes() -> None:
+    """Keyed per record: reordering, adding and changing other records leave a record's noise
+    alone, and changing the record itself draws fresh noise."""
+    df = _people()
+    spec = AnonymizationSpec.from_dict(
+        {"table": "p", "columns": [
+            {"name": "id"}, {"name": "age"}, {"name": "dx"},
+            {"name": "income", "perturbation": {"kind": "laplace", "scale": 500.0}},
+        ]}
+    )  # fmt: skip
+    first = anonymize_table(df, spec, secret=b"k").tables["p"].set_index("id")["income"]
+    changed = df.sample(frac=1.0, random_state=3).reset_index(drop=True)  # another order
+    changed = pd.concat([changed, _people(20, seed=9).assign(id=lambda d: d.id + 1000)])
+    changed.loc[changed.id == 7, "age"] += 1  # record 7 changes
+    second = anonymize_table(changed, spec, secret=b"k").tables["p"].set_index("id")["income"]
+    same = [i for i in range(200) if i != 7]
+    pd.testing.assert_series_equal(first.loc[same], second.loc[same])
+    assert first.loc[7] != second.loc[7]
+    noise = first - df.set_index("id")["income"]
+    assert 0 < noise.abs().mean() < 5000  # it is noise, of about the declared scale
+
+
+def test_keyed_laplace_and_normal_have_their_distributions() -> None:
+    from etl_assets.anonymize.keyed import KeyedRandom
+
+    rand = KeyedRandom(np.arange(200_000, dtype=np.uint64), b"key")
+    lap = rand.laplace("x", 2.0)
+    assert abs(lap.mean()) < 0.05 and abs(np.abs(lap).mean() - 2.0) < 0.05  # E|X| = b
+    z = rand.normal("y")
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1.0) < 0.02
+    u, v = rand.uniform("a"), rand.uniform("b")
+    assert 0 < u.min() and u.max() < 1 and abs(np.corrcoef(u, v)[0, 1]) < 0.01
 
 
 def test_spec_errors_name_the_field() -> None:

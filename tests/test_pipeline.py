@@ -67,7 +67,11 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
     # every rejected record is in the quarantine, with its reason, on disk and in PostgreSQL
     q = resources["outbox"].read_quarantine("clinic", "1.0.1")
     rejected = q[q["action"] == "rejected"]
-    assert len(rejected[rejected["table"] == "patients"]) == patients["dm/rejected"] + 1
+    # every rejected record, plus the duplicate merged, plus the records anonymization suppressed
+    assert (
+        len(rejected[rejected["table"] == "patients"]) == patients["dm/rejected"] + 1 + suppressed
+    )
+    assert (rejected["reason"] == "suppressed").sum() == suppressed
     assert (rejected["reason"] == "parent_suppressed").sum() == orphaned
     reasons = set(zip(rejected["rule"], rejected["value"], strict=True))
     assert ("foreignKey", "W-XXX") in reasons  # dangling ward

@@ -5,12 +5,13 @@ import pandas as pd
 
 from etl_assets.anonymize.engine import PrivacyModelUnsatisfiable
 from etl_assets.anonymize.hierarchy import HierarchyError
-from etl_assets.anonymize.module_spec import check_spec, needs_anonymization, pseudonym_key_env
+from etl_assets.anonymize.module_spec import check_spec, needs_anonymization, secret_key_env
 from etl_assets.anonymize.spec import SpecError
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
 from etl_assets.asset_metadata import column_lineage, table_metadata
 from etl_assets.metadata import Table
-from etl_assets.results import AnonymizeCounts
+from etl_assets.quarantine import concat_quarantine
+from etl_assets.results import AnonymizeCounts, StageResultMissing
 from etl_assets.stages import StageKit
 from resources.deployment import SecretsResource
 from resources.io_manager import IO_MANAGER_KEY
@@ -35,7 +36,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     fk_parents = orphan_parents(kit, table)
     ins = {"clean": dg.AssetIn(key=source_key)}
     ins.update({f"parent_{p}": dg.AssetIn(key=kit.key("anonymize", p)) for p in fk_parents})
-    key_env = pseudonym_key_env(table)
+    key_env = secret_key_env(table)
 
     @dg.asset(
         key=kit.key("anonymize", table.name),
@@ -63,7 +64,8 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             raise dg.Failure(description=f"{table.name}: {exc}", allow_retries=False) from exc
         parent_tables = {p: parents[f"parent_{p}"][p] for p in fk_parents}
         tables, orphans = drop_orphans(result.tables, table, parent_tables, version)
-        outbox.write_quarantine(kit.module, version, f"{table.name}__anonymize", orphans)
+        removed = concat_quarantine([result.quarantine, orphans])
+        outbox.write_quarantine(kit.module, version, f"{table.name}__anonymize", removed)
         first = next(iter(tables.values()))
         counts = AnonymizeCounts(
             rows_in=len(clean),
@@ -88,3 +90,53 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         return dg.Output(tables, metadata=metadata)
 
     return _anonymize
+
+
+def anonymize_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
+    """A blocking check that anonymization accounts for every record it removed."""
+    target = kit.key("anonymize", table.name)
+
+    @dg.asset_check(
+        asset=target,
+        name="rows_conserved",
+        blocking=True,
+        partitions_def=kit.partitions,
+        description="rows in = rows published + suppressed + children of suppressed parents,"
+        " and the quarantine holds one rejected record for each removed one",
+    )
+    def _conservation(
+        context: dg.AssetCheckExecutionContext, outbox: OutboxResource
+    ) -> dg.AssetCheckResult:
+        version = kit.version(context)
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=target, asset_partitions=[context.partition_key]),
+            limit=1,
+        ).records
+        try:
+            if not records:
+                raise StageResultMissing(f"{target.to_user_string()} has no materialization")
+            c = AnonymizeCounts.from_metadata(records[0].asset_materialization.metadata)
+        except StageResultMissing as exc:
+            return dg.AssetCheckResult(passed=False, description=f"cannot verify: {exc}")
+        q = outbox.read_quarantine_table(kit.module, version, f"{table.name}__anonymize")
+        quarantined = int((q["action"] == "rejected").sum()) if len(q) else 0
+        problems = []
+        if not c.conserved:
+            problems.append(
+                f"{c.rows_in} in != {c.published} published + {c.suppressed} suppressed"
+                f" + {c.parent_suppressed} whose parent was suppressed"
+            )
+        if quarantined != c.suppressed + c.parent_suppressed:
+            problems.append(
+                f"the quarantine holds {quarantined} records removed by anonymization,"
+                f" expected {c.suppressed + c.parent_suppressed}"
+            )
+        return dg.AssetCheckResult(
+            passed=not problems,
+            metadata={"rows_in": c.rows_in, "published": c.published},
+            description="; ".join(problems)
+            or f"{c.rows_in} in = {c.published} published + {c.suppressed} suppressed"
+            f" + {c.parent_suppressed} whose parent was suppressed",
+        )
+
+    return [_conservation]

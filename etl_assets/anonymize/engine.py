@@ -10,6 +10,7 @@ import pandas as pd
 from . import hierarchy as hier
 from . import operations as ops
 from .evaluation import Problem, encode_codes
+from .keyed import KeyedRandom
 from .privacy import (
     CheckResult,
     check_k_anonymity,
@@ -33,6 +34,8 @@ class AnonymizationResult:
     transformation: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     suppressed: int = 0
+    suppressed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """positions (in the input) of the records that record suppression removed"""
     summary: str = ""
     search: SearchResult | None = None
 
@@ -71,18 +74,26 @@ def _unsatisfiable_message(spec: AnonymizationSpec, res: SearchResult, n: int, l
     )
 
 
+def record_random(df: pd.DataFrame, spec: AnonymizationSpec, secret: bytes) -> KeyedRandom:
+    """The table's keyed per-record randomness: a record's identity is all its declared values."""
+    return KeyedRandom.for_records(df, [c.name for c in spec.columns], secret)
+
+
 def anonymize_table(
-    df: pd.DataFrame, spec: AnonymizationSpec, seed: int, secret: bytes | None = None
+    df: pd.DataFrame, spec: AnonymizationSpec, seed: int = 0, secret: bytes | None = None
 ) -> AnonymizationResult:
     """Apply the spec's operations and find the optimal generalization satisfying its models.
 
+    Randomized operations are keyed per record with `secret` (the pseudonymization key): an
+    unchanged record gets the same noise, permutation slot and group in every run. Without a
+    secret (engine-level use) the key is derived from `seed`.
     Raises ``PrivacyModelUnsatisfiable`` when no transformation meets the models within the
     suppression limit, and ``SpecError`` for an inconsistent spec.
     """
     spec.validate()
     _check_columns(df, spec)
-    rng = np.random.default_rng(seed)
     out = df.reset_index(drop=True).copy()
+    rng = record_random(out, spec, secret or f"seed:{seed}".encode())
     n = len(out)
     lines = [f"table {spec.table!r}: {n} records"]
     _column_operations(out, spec, rng, secret, lines)
@@ -109,6 +120,7 @@ def anonymize_table(
             lines.append(f"{k}: {result.metrics[k]:.6g}")
     result.tables[spec.table] = out
     result.suppressed = n_supp
+    result.suppressed_rows = np.flatnonzero(suppressed_mask)
     result.summary = "\n".join(lines)
     return result
 
@@ -116,7 +128,7 @@ def anonymize_table(
 def _column_operations(
     out: pd.DataFrame,
     spec: AnonymizationSpec,
-    rng: np.random.Generator,
+    rng: KeyedRandom,
     secret: bytes | None,
     lines: list[str],
 ) -> None:
@@ -153,7 +165,7 @@ def _column_operations(
 
 
 def _anatomize(
-    out: pd.DataFrame, spec: AnonymizationSpec, rng: np.random.Generator, lines: list[str]
+    out: pd.DataFrame, spec: AnonymizationSpec, rng: KeyedRandom, lines: list[str]
 ) -> AnonymizationResult:
     """Publish exact QIs in a QIT and the sensitive values in an ST."""
     a, tname = spec.anatomization, spec.table
@@ -241,7 +253,7 @@ def _generalize(
 
 
 def _permute(
-    out: pd.DataFrame, spec: AnonymizationSpec, rng: np.random.Generator, lines: list[str]
+    out: pd.DataFrame, spec: AnonymizationSpec, rng: KeyedRandom, lines: list[str]
 ) -> None:
     """Permutation within the published equivalence classes, or of the whole column, in place."""
     qis = spec.quasi_identifiers
@@ -252,9 +264,9 @@ def _permute(
         if c.permute == "class":
             if classes is None:
                 classes, _ = table_classes(out, qis) if qis else (None, 0)
-            out[c.name] = ops.permute(out[c.name], rng, classes)
+            out[c.name] = ops.permute(out[c.name], rng, classes, purpose=f"permute:{c.name}")
         else:
-            out[c.name] = ops.permute(out[c.name], rng)
+            out[c.name] = ops.permute(out[c.name], rng, purpose=f"permute:{c.name}")
         lines.append(
             f"permuted {c.name!r} ({'within classes' if c.permute == 'class' else 'whole column'})"
         )

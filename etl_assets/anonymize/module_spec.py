@@ -1,12 +1,11 @@
 """From a table's metadata to the anonymization engine's spec (`spec.AnonymizationSpec`).
 
-The pseudonymization key is not part of the spec: `pseudonym_key_env` names the variable the
-step reads it from (through the deployment's secrets).
+The secret key is not part of the spec: `secret_key_env` names the variable the step reads it
+from (through the deployment's secrets).
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -24,25 +23,23 @@ from etl_assets.metadata import (
     Suppression,
     Table,
 )
-from etl_assets.metadata.loader import LoadedModule
-
-
-def version_seed(loaded: LoadedModule, version: str) -> int:
-    """Seed of the version's randomized operations: re-running a version reproduces it."""
-    digest = hashlib.sha256(f"{loaded.name}\0{version}\0{loaded.hash}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
 
 
 def needs_anonymization(table: Table) -> bool:
     return table.privacy is not None or any(c.anonymization for c in table.columns)
 
 
-def pseudonym_key_env(table: Table) -> str | None:
-    """The variable holding the HMAC key of the table's pseudonymized columns, if any."""
-    return next(
-        (op.keyEnv for c in table.columns for op in c.anonymization if op.method == "pseudonymize"),
-        None,
-    )
+DEFAULT_KEY_ENV = "DM_PSEUDONYM_KEY"
+
+
+def secret_key_env(table: Table) -> str | None:
+    """The variable holding the table's secret key: the `keyEnv` of its pseudonymized columns,
+    else the default. Pseudonyms use it, and so does every randomized operation (noise,
+    permutation, anatomization groups), keyed per record. None when nothing needs a key."""
+    ops = [op for c in table.columns for op in c.anonymization]
+    env = next((op.keyEnv for op in ops if op.method == "pseudonymize"), None)
+    randomized = any(op.method in ("perturb", "permute", "anatomize") for op in ops)
+    return env or (DEFAULT_KEY_ENV if randomized else None)
 
 
 def generalization(op: Generalization, folder: Path) -> engine.Generalization:

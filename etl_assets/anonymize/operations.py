@@ -1,7 +1,8 @@
 """Record-level operations: suppression, anatomization, permutation, perturbation, pseudonyms.
 
-All randomness comes from a ``numpy.random.Generator`` the caller seeds, so a module version
-reproduces its output exactly.
+Randomness comes from the caller: a `KeyedRandom` (what the pipeline uses — per-record numbers
+keyed by a secret, so an unchanged record gets the same output in every version) or a seeded
+``numpy.random.Generator`` (plain draws, for tests and benchmarks of the operations themselves).
 """
 
 from __future__ import annotations
@@ -12,6 +13,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .keyed import KeyedRandom
+
+Random = np.random.Generator | KeyedRandom
+
+
+def _order(random: Random, purpose: str, n: int) -> np.ndarray:
+    """A random order of `n` records: keyed per record, or drawn from a generator."""
+    if isinstance(random, KeyedRandom):
+        return np.argsort(random.uniform(purpose), kind="stable")
+    return random.permutation(n)
 
 
 def suppress_cells(
@@ -59,7 +71,7 @@ def anatomize(
     qis: Sequence[str],
     sensitive: str,
     l: int,  # noqa: E741
-    rng: np.random.Generator,
+    rng: Random,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Anatomy (Xiao & Tao, VLDB 2006): QIT (QIs + group id) and ST (group id, value, count).
 
@@ -79,7 +91,7 @@ def anatomize(
             f"times in {n} records; expected at most n/l = {n // l} (eligibility condition)"
         )
     # Records of each value in random order.
-    perm = rng.permutation(n)
+    perm = _order(rng, "anatomize:order", n)
     by_val = perm[np.argsort(codes[perm], kind="stable")]
     starts = np.concatenate([[0], np.cumsum(counts)])
     remaining = counts.copy()
@@ -94,6 +106,7 @@ def anatomize(
         g += 1
     # Residue-assignment: each leftover record goes to a random group lacking its value.
     left = np.nonzero(remaining)[0]
+    pick = rng.uniform("anatomize:residue") if isinstance(rng, KeyedRandom) else None
     for v in left:
         for j in range(int(remaining[v])):
             rec = by_val[starts[v] + counts[v] - remaining[v] + j]
@@ -103,7 +116,10 @@ def anatomize(
                 raise AnatomyError(
                     f"anatomization l={l} on {sensitive!r}: no group can take a residual record"
                 )
-            group[rec] = rng.choice(candidates)
+            if pick is None:
+                group[rec] = rng.choice(candidates)
+            else:
+                group[rec] = candidates[min(int(pick[rec] * len(candidates)), len(candidates) - 1)]
     qit = df[list(qis)].copy()
     qit.insert(0, "group_id", group)
     st = (
@@ -120,11 +136,24 @@ def anatomize(
 
 
 def permute(
-    values: pd.Series | np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None
+    values: pd.Series | np.ndarray,
+    rng: Random,
+    groups: np.ndarray | None = None,
+    purpose: str = "permute",
 ) -> np.ndarray:
-    """Shuffle ``values`` within each group (or the whole column when ``groups`` is None)."""
+    """Shuffle ``values`` within each group (or the whole column when ``groups`` is None).
+
+    Keyed: each record's slot and the order of the values it can receive are keyed per record,
+    so a class whose records did not change is permuted the same way in every version."""
     arr = np.asarray(values)
     n = len(arr)
+    if isinstance(rng, KeyedRandom):
+        codes = np.zeros(n, dtype=np.int64) if groups is None else pd.factorize(groups)[0]
+        slots = np.lexsort((rng.uniform(f"{purpose}:slot"), codes))
+        order = np.lexsort((rng.uniform(f"{purpose}:order"), codes))
+        out = np.empty_like(arr)
+        out[slots] = arr[order]
+        return out
     if groups is None:
         return arr[rng.permutation(n)]
     groups, _ = pd.factorize(np.asarray(groups))  # dense non-negative codes
@@ -174,16 +203,20 @@ def noise_scale(
 
 
 def add_noise(
-    values: np.ndarray, rng: np.random.Generator, kind: str = "laplace", scale: float = 1.0
+    values: np.ndarray,
+    rng: Random,
+    kind: str = "laplace",
+    scale: float = 1.0,
+    purpose: str = "noise",
 ) -> np.ndarray:
     """Additive Laplace/Gaussian noise, or multiplicative ``x * (1 + N(0, scale))``."""
     x = np.asarray(values, dtype=np.float64)
+    keyed = isinstance(rng, KeyedRandom)
     if kind == "laplace":
-        return x + rng.laplace(0.0, scale, size=x.shape)
-    if kind == "gaussian":
-        return x + rng.normal(0.0, scale, size=x.shape)
-    if kind == "multiplicative":
-        return x * (1.0 + rng.normal(0.0, scale, size=x.shape))
+        return x + (rng.laplace(purpose, scale) if keyed else rng.laplace(0.0, scale, x.shape))
+    if kind in ("gaussian", "multiplicative"):
+        z = rng.normal(purpose) if keyed else rng.normal(0.0, 1.0, x.shape)
+        return x + scale * z if kind == "gaussian" else x * (1.0 + scale * z)
     raise ValueError(f"noise kind {kind!r}; expected laplace, gaussian or multiplicative")
 
 
@@ -201,7 +234,7 @@ def clip(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
 
 def perturb(
     values: pd.Series,
-    rng: np.random.Generator,
+    rng: Random,
     kind: str | None = None,
     scale: float | None = None,
     epsilon: float | None = None,
@@ -218,7 +251,8 @@ def perturb(
         )
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
     if kind is not None:
-        x = add_noise(x, rng, kind, noise_scale(kind, scale, epsilon, sensitivity, delta))
+        b = noise_scale(kind, scale, epsilon, sensitivity, delta)
+        x = add_noise(x, rng, kind, b, purpose=f"noise:{values.name}")
     x = clip(x, clip_min, clip_max)
     if round_base is not None:
         x = round_to(x, round_base)

@@ -1,8 +1,11 @@
 """The anonymize stage of one table: run the engine as the metadata declares, drop the records
 whose parent was suppressed, and verify the outbox against the declared privacy models.
 
-Randomness is seeded from (module, version, metadata hash): re-running a version reproduces
-its output exactly.
+Randomized operations are keyed per record with the table's secret key (see `keyed.py`): an
+unchanged record publishes the same value in every version, so re-running a version reproduces
+it exactly and averaging versions gains nothing. Every record anonymization removes (suppressed
+classes, children of suppressed parents) goes to the quarantine with its reason. Published
+tables carry the declared columns only, never our `_dm_` bookkeeping.
 """
 
 from __future__ import annotations
@@ -13,12 +16,7 @@ import pandas as pd
 
 from etl_assets.anonymize import engine
 from etl_assets.anonymize import hierarchy as hier
-from etl_assets.anonymize.module_spec import (
-    build_spec,
-    generalization,
-    needs_anonymization,
-    version_seed,
-)
+from etl_assets.anonymize.module_spec import build_spec, generalization, needs_anonymization
 from etl_assets.clean.coerce import arrow_dtype
 from etl_assets.metadata import Anatomization, Generalization, Suppression, Table
 from etl_assets.metadata.loader import LoadedModule
@@ -31,6 +29,8 @@ class AnonymizeOutput:
     metrics: dict[str, float] = field(default_factory=dict)
     summary: str = ""
     suppressed: int = 0
+    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """the records record suppression removed, as quarantine rows (rule anonymization)"""
 
 
 def _restore_types(out: pd.DataFrame, table: Table) -> pd.DataFrame:
@@ -75,12 +75,12 @@ def anonymize_for_module(
     clean: pd.DataFrame, table: Table, loaded: LoadedModule, version: str, key: bytes | None
 ) -> AnonymizeOutput:
     """Anonymize one clean table as its metadata declares; pass it through when nothing is.
-    `key` is the HMAC key of its pseudonymized columns (see `pseudonym_key_env`)."""
+    `key` is the table's secret key (pseudonyms and keyed randomness; see `secret_key_env`)."""
     if not needs_anonymization(table):
-        return AnonymizeOutput(tables={table.name: clean}, summary="")
+        return AnonymizeOutput(tables={table.name: _published(clean)})
     spec = build_spec(table, loaded.folder)
-    result = engine.anonymize_table(clean, spec, seed=version_seed(loaded, version), secret=key)
-    tables = {name: _restore_types(df, table) for name, df in result.tables.items()}
+    result = engine.anonymize_table(clean, spec, secret=key)
+    tables = {name: _restore_types(_published(df), table) for name, df in result.tables.items()}
     notes = []
     for df in tables.values():
         notes = _fixed_levels(df, table, loaded) or notes
@@ -90,9 +90,26 @@ def anonymize_for_module(
     for q, level in result.transformation.items():
         metrics[f"level_{q}"] = float(level)
     summary = "\n".join([result.summary, *notes]) if notes else result.summary
-    return AnonymizeOutput(
-        tables=tables, metrics=metrics, summary=summary, suppressed=int(result.suppressed)
+    suppressed = quarantine_rows(
+        clean.reset_index(drop=True).iloc[result.suppressed_rows],
+        table=table.name,
+        rule="anonymization",
+        reason="suppressed",
+        column=None,
+        version=version,
     )
+    return AnonymizeOutput(
+        tables=tables,
+        metrics=metrics,
+        summary=summary,
+        suppressed=int(result.suppressed),
+        quarantine=suppressed,
+    )
+
+
+def _published(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns a consumer may see: everything but our `_dm_` bookkeeping."""
+    return df.drop(columns=[c for c in df.columns if str(c).startswith("_dm_")])
 
 
 def drop_orphans(

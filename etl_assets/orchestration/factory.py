@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets._dagster_private import without_instance_state
-from etl_assets.anonymize.assets import anonymize_asset
+from etl_assets.anonymize.assets import anonymize_asset, anonymize_checks
 from etl_assets.anonymize.hierarchy import HierarchyError
 from etl_assets.anonymize.spec import SpecError
 from etl_assets.clean.assets import clean_asset, clean_checks
@@ -77,6 +77,7 @@ def _build_module(loaded: LoadedModule) -> ModuleDefinitions:
         out.checks.extend(clean_checks(kit, table))
         try:
             out.assets.append(anonymize_asset(kit, table))
+            out.checks.extend(anonymize_checks(kit, table))
         except (SpecError, HierarchyError) as exc:
             index = kit.model.tables.index(table)
             where = f"tables[{index}].privacy" if table.privacy else f"tables[{index}].columns"
