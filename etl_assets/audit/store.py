@@ -188,7 +188,7 @@ def head(conn: psycopg.Connection) -> tuple[int, bytes]:
 def stored_rows(conn: psycopg.Connection, batch: int = 10_000) -> Iterator[StoredRow]:
     """Every row in `seq` order, streamed (for verification)."""
     ensure(conn)
-    with conn.cursor(name="dm_audit_verify") as cur:
+    with conn.transaction(), conn.cursor(name="dm_audit_verify") as cur:
         cur.itersize = batch
         cur.execute(f"SELECT seq, at, body, prev_hash, hash FROM {SCHEMA}.events ORDER BY seq")
         for seq, at, body, prev, digest in cur:
