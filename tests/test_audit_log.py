@@ -143,7 +143,9 @@ def test_a_forged_checkpoint_is_reported(audit_env, pg_url, capsys):
 
 def test_list_and_show_print_what_happened(audit_env, pg_url, capsys):
     write_events(pg_url, 4)
-    assert main(["audit", "list", "--user", "user0@example.org", "--action", "graphql.mutation"]) == 0
+    assert (
+        main(["audit", "list", "--user", "user0@example.org", "--action", "graphql.mutation"]) == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["1", "4"]
     assert "clinic/1.0.3" in lines[1] and "launchRun" in lines[1]

@@ -249,3 +249,24 @@ def test_restricted_metadata_is_stripped_for_roles_that_may_not_see_it(served):
     for role in ("viewer", "task_manager", "task_editor", "connection_owner"):
         text = seen(role)
         assert "Jane Roe" not in text and '"intValue": 7' in text, (role, text)
+
+
+def test_proxy_identity_needs_the_trusted_address_and_the_secret(served):
+    whoami = f"{served.url}/auth/whoami"
+    good = proxy_headers("admin", "eve@example.org")
+    assert httpx.get(whoami, headers=good).json()["roles"] == ["admin", "viewer"]
+    wrong_secret = {**good, "X-DM-Proxy-Secret": "guess"}
+    assert httpx.get(whoami, headers=wrong_secret).status_code == 401
+    no_secret = {k: v for k, v in good.items() if k != "X-DM-Proxy-Secret"}
+    assert httpx.get(whoami, headers=no_secret).status_code == 401
+    # from another loopback address than the trusted 127.0.0.1, a forwarded-for rewrite
+    # claiming the proxy's address does not help: the peer address is what counts
+    elsewhere = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    forged = {**good, "X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}
+    assert elsewhere.get(whoami, headers=forged).status_code == 401
+    assert (
+        elsewhere.get(served.graphql, params={"query": "{ version }"}, headers=forged).status_code
+        == 401
+    )
+    refused = [e for e in audit_rows(served, "eve@example.org") if e["outcome"] == "denied"]
+    assert [e["reason"] for e in refused] == ["wrong proxy secret"] * 2 + ["untrusted address"] * 2

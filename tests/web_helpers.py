@@ -85,10 +85,14 @@ def _loaded(url: str, headers: dict[str, str]) -> bool:
 
 @contextlib.contextmanager
 def dmetl_serve(
-    tmp_path: Path, env: dict[str, str], ready_headers: dict[str, str] | None = None
+    tmp_path: Path,
+    env: dict[str, str],
+    ready_headers: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Served]:
-    """`dmetl serve --no-daemon` in a subprocess until the code location has loaded."""
-    port = free_port()
+    """`dmetl serve --no-daemon` in a subprocess until it answers (and, given `ready_headers`
+    of a signed-in user, until the code location has loaded)."""
+    port = port or free_port()
     log = tmp_path / "serve.log"
     code = "import sys; from etl_assets.cli import main; sys.exit(main())"
     with open(log, "w") as fh:
@@ -101,7 +105,7 @@ def dmetl_serve(
         if not wait_for_port(port, timeout=120):
             pytest.fail(f"dmetl serve did not start:\n{served.log_text()}")
         deadline = time.monotonic() + 120
-        while not _loaded(served.graphql, ready_headers or {}):
+        while ready_headers is not None and not _loaded(served.graphql, ready_headers):
             if time.monotonic() > deadline or proc.poll() is not None:
                 pytest.fail(f"the code location did not load:\n{served.log_text()}")
             time.sleep(0.5)
