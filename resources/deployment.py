@@ -17,6 +17,7 @@ Two kinds, as in dagster-open-platform's environment helper:
 from __future__ import annotations
 
 import os
+import pwd
 import secrets as _secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
@@ -175,6 +177,176 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
         ),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
     }
+
+
+# --- web sign-in and the audit log (dmetl serve, etl_assets.web, etl_assets.audit) -------------
+
+AUTH_MODES = ("local", "oidc", "proxy")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """An OpenID Connect provider (authorization code with PKCE); the secret by variable name."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(repr=False, default=None)
+    scopes: str = "openid email profile"
+    roles_claim: str = "groups"
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """An authenticating reverse proxy: trusted only from `trusted` addresses *with* the secret."""
+
+    trusted: tuple[str, ...]
+    secret: str = field(repr=False, default="")
+    user_header: str = "X-Forwarded-User"
+    email_header: str = "X-Forwarded-Email"
+    groups_header: str = "X-Forwarded-Groups"
+    secret_header: str = "X-DM-Proxy-Secret"
+    logout_url: str | None = None
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """How `dmetl serve` signs users in (see docs/security.md for every variable)."""
+
+    mode: str
+    session_secret: bytes = field(repr=False)
+    session_max_age: int = 8 * 3600
+    public_url: str | None = None
+    roles_file: Path | None = None
+    oidc: OidcSettings | None = None
+    proxy: ProxySettings | None = None
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit log's keys (never in the database) and where signed checkpoints go."""
+
+    hmac_key: bytes = field(repr=False)
+    signing_key: bytes | None = field(repr=False, default=None)
+    verify_key: bytes | None = None
+    checkpoints: str = ""
+    checkpoint_seconds: int = 300
+
+
+def _secret(env: Mapping[str, str], deployment: Deployment, name: str) -> bytes:
+    """A secret from the environment, or (local deployments only) one generated once."""
+    value = env.get(name)
+    if value:
+        return value.encode("utf-8")
+    if not deployment.local:
+        raise DeploymentError(f"DM_DEPLOYMENT=prod needs {name} set in the environment")
+    keys = SecretsResource(generate_missing_keys_in=str(deployment.dagster_home / "secrets"))
+    return keys.key(name)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DeploymentError(f"{name}={raw!r}: expected a whole number of seconds") from None
+    if value <= 0:
+        raise DeploymentError(f"{name}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _need(env: Mapping[str, str], name: str, why: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise DeploymentError(f"{why} needs {name}")
+    return value
+
+
+def web_settings(deployment: Deployment, environ: Mapping[str, str] | None = None) -> WebSettings:
+    """The sign-in mode and its settings: `DM_WEB_AUTH` = local (default) | oidc | proxy."""
+    env = os.environ if environ is None else environ
+    mode = env.get("DM_WEB_AUTH") or "local"
+    if mode not in AUTH_MODES:
+        raise DeploymentError(f"DM_WEB_AUTH={mode!r}: expected one of {', '.join(AUTH_MODES)}")
+    if mode == "local" and not deployment.local:
+        raise DeploymentError("DM_DEPLOYMENT=prod needs DM_WEB_AUTH=oidc or proxy (not local)")
+    oidc = proxy = None
+    if mode == "oidc":
+        why = "DM_WEB_AUTH=oidc"
+        oidc = OidcSettings(
+            issuer=_need(env, "DM_OIDC_ISSUER", why).rstrip("/"),
+            client_id=_need(env, "DM_OIDC_CLIENT_ID", why),
+            client_secret=env.get("DM_OIDC_CLIENT_SECRET") or None,
+            scopes=env.get("DM_OIDC_SCOPES") or "openid email profile",
+            roles_claim=env.get("DM_OIDC_ROLES_CLAIM") or "groups",
+        )
+        _need(env, "DM_WEB_PUBLIC_URL", why + " (the redirect URI is built from it)")
+    if mode == "proxy":
+        why = "DM_WEB_AUTH=proxy"
+        trusted = tuple(
+            a.strip() for a in _need(env, "DM_PROXY_TRUSTED", why).split(",") if a.strip()
+        )
+        proxy = ProxySettings(
+            trusted=trusted,
+            secret=_need(env, "DM_PROXY_SECRET", why),
+            user_header=env.get("DM_PROXY_USER_HEADER") or "X-Forwarded-User",
+            email_header=env.get("DM_PROXY_EMAIL_HEADER") or "X-Forwarded-Email",
+            groups_header=env.get("DM_PROXY_GROUPS_HEADER") or "X-Forwarded-Groups",
+            logout_url=env.get("DM_PROXY_LOGOUT_URL") or None,
+        )
+    roles_file = env.get("DM_WEB_ROLES_FILE")
+    return WebSettings(
+        mode=mode,
+        session_secret=_secret(env, deployment, "DM_WEB_SESSION_SECRET"),
+        session_max_age=_int(env, "DM_WEB_SESSION_MAX_AGE", 8 * 3600),
+        public_url=(env.get("DM_WEB_PUBLIC_URL") or "").rstrip("/") or None,
+        roles_file=Path(roles_file) if roles_file else None,
+        oidc=oidc,
+        proxy=proxy,
+    )
+
+
+def audit_settings(
+    deployment: Deployment, environ: Mapping[str, str] | None = None
+) -> AuditSettings:
+    """The audit HMAC key (`DM_AUDIT_HMAC_KEY`), the Ed25519 checkpoint key
+    (`DM_AUDIT_SIGNING_KEY`, or only `DM_AUDIT_VERIFY_KEY` to verify) and the checkpoint place
+    (`DM_AUDIT_CHECKPOINTS`: a folder or s3://bucket/prefix)."""
+    env = os.environ if environ is None else environ
+    verify_key = env.get("DM_AUDIT_VERIFY_KEY")
+    signing = env.get("DM_AUDIT_SIGNING_KEY")
+    if signing or not verify_key:
+        signing_key: bytes | None = _secret(env, deployment, "DM_AUDIT_SIGNING_KEY")
+    else:
+        signing_key = None
+    return AuditSettings(
+        hmac_key=_secret(env, deployment, "DM_AUDIT_HMAC_KEY"),
+        signing_key=signing_key,
+        verify_key=verify_key.encode("utf-8") if verify_key else None,
+        checkpoints=env.get("DM_AUDIT_CHECKPOINTS")
+        or str(deployment.dagster_home / "audit-checkpoints"),
+        checkpoint_seconds=_int(env, "DM_AUDIT_CHECKPOINT_SECONDS", 300),
+    )
+
+
+def s3_resource(deployment: Deployment) -> S3Resource:
+    """dagster-aws's S3 resource with the deployment's `DM_S3_*` settings (EnvVars resolved)."""
+    kwargs = {
+        name: _env_or_none(var, deployment.s3_settings.get(name, False))
+        for name, var in S3_VARIABLES.items()
+    }
+    resource = S3Resource(max_attempts=5, **{k: v for k, v in kwargs.items() if v is not None})
+    return resource.process_config_and_initialize()
+
+
+def local_user_name() -> str:
+    """Who runs this process (local sign-in mode), from the account database, not $USER."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid{os.getuid()}"
 
 
 def current() -> Deployment:

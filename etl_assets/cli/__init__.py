@@ -7,6 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from etl_assets.cli import audit as audit_cli
+from etl_assets.cli import serve as serve_cli
 from etl_assets.cli.modules import cmd_new, cmd_validate
 from etl_assets.cli.runs import cmd_demo, cmd_run
 from etl_assets.cli.session import Session
@@ -42,6 +44,8 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_approve)
     c = sub.add_parser("demo", help="run every module end to end and say where to look")
     c.set_defaults(fn=cmd_demo)
+    serve_cli.add_parser(sub)
+    audit_cli.add_parser(sub)
     return p
 
 
