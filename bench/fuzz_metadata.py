@@ -246,7 +246,7 @@ def _run_prepare(case_dir: Path, name: str, home: Path) -> tuple[str, str]:
     from etl_assets.orchestration.jobs import prepare_job_name
     from etl_assets.stages import partitions_def_name
     from resources import OutboxResource, ParquetIOManager
-    from resources.deployment import SecretsResource
+    from resources.deployment import PrivacyResource, SecretsResource
     from resources.io_manager import IO_MANAGER_KEY
 
     module = load_catalog(case_dir, only=name).module(name)
@@ -254,6 +254,7 @@ def _run_prepare(case_dir: Path, name: str, home: Path) -> tuple[str, str]:
         "postgres": dg.ResourceDefinition.none_resource(),
         "outbox": OutboxResource(root=str(home / "outbox")),
         "secrets": SecretsResource(generate_missing_keys_in=str(home / "secrets")),
+        "privacy": PrivacyResource(),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=str(home / "storage")),
     }
     d = module.definitions

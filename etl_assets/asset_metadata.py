@@ -51,13 +51,47 @@ def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataV
     return dg.MetadataValue.md("\n".join(lines))
 
 
+RESTRICTED_PREFIX = "dm/restricted/"
+
+
 def table_metadata(df: pd.DataFrame) -> dict[str, object]:
-    """The standard metadata of every materialization: row count, schema and a preview."""
+    """Metadata of a published-zone table (anonymized data): row count, schema and a preview."""
     return {
         "dagster/row_count": dg.MetadataValue.int(len(df)),
         "dagster/column_schema": column_schema(df),
         "preview": markdown_preview(df),
     }
+
+
+def profile(df: pd.DataFrame) -> dg.MetadataValue:
+    """Per column its type and the fractions of nulls and of distinct values: no values, no
+    minimum or maximum (what a restricted-zone table may show)."""
+    n = len(df)
+    lines = ["| column | type | null | distinct |", "|---|---|---|---|"]
+    for name, dtype in df.dtypes.items():
+        kind = str(dtype.pyarrow_dtype) if isinstance(dtype, pd.ArrowDtype) else str(dtype)
+        nulls = int(df[name].isna().sum())
+        distinct = int(df[name].nunique(dropna=True))
+        lines.append(
+            f"| {name} | {kind} | {nulls / n:.1%} | {distinct / n:.1%} |"
+            if n
+            else f"| {name} | {kind} | - | - |"
+        )
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def restricted_metadata(df: pd.DataFrame, previews: bool = False) -> dict[str, object]:
+    """Metadata of a restricted-zone table (extracted or clean records): row count, schema and
+    a profile; rows only when the deployment opted in, under `dm/restricted/` (which
+    `dmetl serve` shows only to data managers and admins)."""
+    metadata: dict[str, object] = {
+        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/column_schema": column_schema(df),
+        "dm/profile": profile(df),
+    }
+    if previews:
+        metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(df)
+    return metadata
 
 
 def arrow_bytes(df: pd.DataFrame) -> int:

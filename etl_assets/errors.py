@@ -38,10 +38,16 @@ class ExtractionError(RuntimeError):
     or not (malformed output, a missing file): step retries are spent only on the former.
     """
 
-    def __init__(self, message: str, retryable: bool = False):
+    def __init__(self, message: str, retryable: bool = False, restricted_detail: str | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.restricted_detail = restricted_detail
+        """text that may quote records (a script's stderr): kept in the restricted zone only"""
 
 
 class UploadError(RuntimeError):
     """A version could not be published; the previously published version is untouched."""
+
+    def __init__(self, message: str, restricted_detail: str | None = None):
+        super().__init__(message)
+        self.restricted_detail = restricted_detail

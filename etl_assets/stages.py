@@ -7,12 +7,16 @@ then `clean`, `anonymize`, `outbox` and `upload` per table.
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from etl_assets.metadata import SEMVER, DataModule
 from etl_assets.metadata.loader import LoadedModule
+from resources.outbox import OutboxResource
 
 STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
 
@@ -101,3 +105,24 @@ class StageKit:
             "dm/version": version,
             "dm/metadata_hash": self.loaded.hash,
         }
+
+
+@contextmanager
+def restricted_errors(
+    outbox: OutboxResource, kit: StageKit, version: str, step: str
+) -> Iterator[None]:
+    """Errors of a step that handles restricted records. The text of an unexpected exception
+    may quote a value (a parser's message, a library's repr), so the event log gets only its
+    type and where the full text is kept: the restricted zone, for data managers."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as exc:  # not ours: a library's message is not known to be free of values
+        text = "".join(traceback.format_exception(exc))
+        uri = outbox.write_restricted_text(kit.module, version, f"{step}.error.txt", text)
+        raise dg.Failure(
+            description=f"{step} failed with {type(exc).__name__}; its message may quote"
+            f" restricted values, so it is kept in the restricted zone: {uri}",
+            allow_retries=False,
+        ) from None

@@ -51,6 +51,9 @@ class Deployment:
     outbox_root: str
     storage_root: str
     s3_settings: Mapping[str, bool] = field(default_factory=dict)
+    consumer_role: str = "dm_consumer"
+    data_manager_role: str = "dm_data_manager"
+    restricted_previews: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -87,6 +90,9 @@ class Deployment:
                     ("aws_secret_access_key", "DM_S3_SECRET_ACCESS_KEY"),
                 )
             },
+            consumer_role=env.get("DM_PG_CONSUMER_ROLE") or "dm_consumer",
+            data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
+            restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
         )
 
     @property
@@ -110,6 +116,16 @@ S3_VARIABLES = {
     "aws_access_key_id": "DM_S3_ACCESS_KEY_ID",
     "aws_secret_access_key": "DM_S3_SECRET_ACCESS_KEY",
 }
+
+
+class PrivacyResource(dg.ConfigurableResource):
+    """What the deployment allows Dagster to show of the restricted zone."""
+
+    restricted_previews: bool = Field(
+        default=False,
+        description="show rows of extracted and clean data in asset metadata (under"
+        " dm/restricted/): exposes personal data to every UI user who may see restricted data",
+    )
 
 
 class SecretsResource(dg.ConfigurableResource):
@@ -154,12 +170,25 @@ def _env_or_none(name: str, present: bool) -> dg.EnvVar | None:
     return dg.EnvVar(name) if present else None
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise DeploymentError(f"{name}={value!r}: expected true or false")
+
+
 def resources_for(deployment: Deployment) -> dict[str, object]:
     """The resources of a deployment; secrets stay `EnvVar`s, read where the run executes."""
+    roles = {
+        "consumer_role": deployment.consumer_role,
+        "data_manager_role": deployment.data_manager_role,
+    }
     postgres = (
-        PostgresResource(url=dg.EnvVar("DM_POSTGRES_URL"))
+        PostgresResource(url=dg.EnvVar("DM_POSTGRES_URL"), **roles)
         if deployment.postgres_url_set
-        else PostgresResource(embedded_dir=str(deployment.dagster_home / "pgdata"))
+        else PostgresResource(embedded_dir=str(deployment.dagster_home / "pgdata"), **roles)
     )
     s3 = {
         f"s3_{name}": _env_or_none(var, deployment.s3_settings.get(name, False))
@@ -176,6 +205,7 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
             else None
         ),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
+        "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
     }
 
 

@@ -1,4 +1,7 @@
-"""Parquet between assets: one file per asset and version partition, written atomically."""
+"""Parquet between assets: one file per asset and version partition, written atomically.
+
+Step storage holds the extracted and cleaned records, so it is restricted as a whole: files 0600,
+folders 0700 (and on shared storage, readable only by the run workers' account)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from resources.outbox import read_parquet, write_parquet_atomic
+from resources.stores import read_parquet, write_parquet_atomic
 
 
 def _file(path: Path) -> Path:
@@ -41,9 +44,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         path = self._path(context)
         if isinstance(obj, dict):
             for name, df in obj.items():
-                write_parquet_atomic(df, path / f"{name}.parquet")
+                write_parquet_atomic(df, path / f"{name}.parquet", base=Path(self.base_dir))
         elif isinstance(obj, pd.DataFrame):
-            write_parquet_atomic(obj, _file(path))
+            write_parquet_atomic(obj, _file(path), base=Path(self.base_dir))
         else:
             raise TypeError(f"ParquetIOManager stores DataFrames, got {type(obj).__name__}")
 

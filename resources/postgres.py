@@ -45,6 +45,12 @@ class PostgresResource(dg.ConfigurableResource):
     connect_retries: int = Field(default=3, ge=0)
     connect_backoff_seconds: float = Field(default=0.5, ge=0)
     connect_timeout_seconds: int = Field(default=10, ge=1)
+    consumer_role: str = Field(
+        default="dm_consumer", description="reads published relations and the registry"
+    )
+    data_manager_role: str = Field(
+        default="dm_data_manager", description="also reads the restricted schemas"
+    )
 
     def resolved_url(self) -> str:
         if self.url:

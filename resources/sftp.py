@@ -147,6 +147,6 @@ def _load_private_key(text: str, name: str):
             return kind.from_private_key(io.StringIO(text))
         except (paramiko.SSHException, ValueError):
             continue
-    raise ValueError(
+    raise SftpRefused(
         f"SFTP connection {name!r}: the private key is not an Ed25519, ECDSA or RSA key"
     )

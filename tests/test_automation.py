@@ -91,7 +91,7 @@ def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url):
         outbox.write_table("clinic", version, "wards", frame)
     old = time.time() - 40 * 86_400
     for version in ("1.0.1", "1.0.2"):  # 1.0.1 published, 1.0.2 never was
-        for path in (tmp_path / "outbox" / "clinic" / version).rglob("*"):
+        for path in (tmp_path / "outbox" / "published" / "clinic" / version).rglob("*"):
             os.utime(path, (old, old))
     import psycopg
 

@@ -24,12 +24,12 @@ def instance(dagster_home):
 
 def check_results(
     result: dg.ExecuteInProcessResult,
-) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+) -> dict[tuple[str, str, str], dg.AssetCheckEvaluation]:
     out = {}
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             ev = event.event_specific_data
-            out[(ev.asset_key.path[-1], ev.check_name)] = ev
+            out[(ev.asset_key.path[1], ev.asset_key.path[2], ev.check_name)] = ev
     return out
 
 
@@ -59,7 +59,7 @@ def test_a_record_lost_without_a_reason_stops_the_upload(
 
     break_clean(monkeypatch, "wards", lose_one)
     result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
-    check = check_results(result)[("wards", "rows_conserved")]
+    check = check_results(result)[("clean", "wards", "rows_conserved")]
     assert not check.passed
     assert "the clean data has 6 rows, the counts say 7" in check.description
     assert_not_published(result, pg_url)
@@ -77,10 +77,10 @@ def test_a_duplicate_key_stops_the_upload(monkeypatch, modules_dir, resources, i
     break_clean(monkeypatch, "patients", duplicate)
     result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
     checks = check_results(result)
-    assert checks[("patients", "rows_conserved")].passed
-    assert not checks[("patients", "primary_key_unique")].passed
+    assert checks[("clean", "patients", "rows_conserved")].passed
+    assert not checks[("clean", "patients", "primary_key_unique")].passed
     assert "2 records share a primary key (patient_id)" in (
-        checks[("patients", "primary_key_unique")].description
+        checks[("clean", "patients", "primary_key_unique")].description
     )
     assert_not_published(result, pg_url)
 
@@ -97,8 +97,8 @@ def test_a_dangling_reference_stops_the_upload(
     break_clean(monkeypatch, "patients", dangle)
     result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
     checks = check_results(result)
-    assert checks[("patients", "rows_conserved")].passed
-    check = checks[("patients", "foreign_keys_resolve")]
+    assert checks[("clean", "patients", "rows_conserved")].passed
+    check = checks[("clean", "patients", "foreign_keys_resolve")]
     assert not check.passed
     assert "1 value(s) of ward_id not in wards.ward_id" in check.description
     assert_not_published(result, pg_url)
@@ -123,7 +123,7 @@ def test_data_that_breaks_the_privacy_model_stops_the_upload(
 
     monkeypatch.setattr(anonymize_assets, "anonymize_for_module", leaky)
     result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
-    check = check_results(result)[("patients", "privacy_models_hold")]
+    check = check_results(result)[("outbox", "patients", "privacy_models_hold")]
     assert not check.passed
     assert "k-anonymity" in check.description
     assert_not_published(result, pg_url)
@@ -138,3 +138,22 @@ def test_counts_that_are_not_recorded_cannot_pass_as_zero():
     renamed = {k.replace("rows_out", "rows_kept"): v for k, v in counts.to_metadata().items()}
     with pytest.raises(StageResultMissing, match="dm/rows_out"):
         CleanCounts.from_metadata(renamed)
+
+
+def test_a_record_anonymization_loses_without_a_reason_stops_the_upload(
+    monkeypatch, modules_dir, resources, instance, pg_url
+):
+    real = anonymize_assets.drop_orphans
+
+    def lossy(tables, table, parents, version):
+        out, orphans = real(tables, table, parents, version)
+        if table.name == "visits":  # one record gone, neither published nor quarantined
+            out = {name: df.iloc[1:].reset_index(drop=True) for name, df in out.items()}
+        return out, orphans
+
+    monkeypatch.setattr(anonymize_assets, "drop_orphans", lossy)
+    result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
+    check = check_results(result)[("anonymize", "visits", "rows_conserved")]
+    assert not check.passed
+    assert "published" in check.description and "suppressed" in check.description
+    assert_not_published(result, pg_url)

@@ -72,12 +72,14 @@ def test_script_json_array_and_json_lines(tmp_path):
     assert df["a"].tolist() == ["1", "x"]  # mixed types stay as text for typing to judge
 
 
-def test_failing_script_reports_exit_code_and_stderr_tail(tmp_path):
+def test_failing_script_reports_exit_code_and_keeps_stderr_apart(tmp_path):
+    """stderr may quote records: it is kept for the restricted zone, not put in the message."""
     e = script(tmp_path, "import sys\nprint('connecting', file=sys.stderr)\nsys.exit('db down')")
     with pytest.raises(ExtractionError) as info:
         extract_entry(e, tmp_path)
-    assert "exited with code 1" in str(info.value)
-    assert "db down" in str(info.value)
+    assert "exited with code 1 and wrote 2 lines to stderr" in str(info.value)
+    assert "db down" not in str(info.value)
+    assert "db down" in info.value.restricted_detail
     assert info.value.retryable
 
 

@@ -34,7 +34,13 @@ def test_clinic_version_through_an_s3_outbox(s3_outbox, modules_dir, tmp_path, p
     assert s3_outbox.read_json("clinic", "1.0.1", "datamodule.jsonld")["version"] == "1.0.1"
     croissant = s3_outbox.read_json("clinic", "1.0.1", "croissant.json")
     urls = {d["contentUrl"] for d in croissant["distribution"]}
-    assert "s3://dm-outbox/prepared/clinic/1.0.1/patients.parquet" in urls
+    assert "s3://dm-outbox/prepared/published/clinic/1.0.1/patients.parquet" in urls
+    # the zones are separate prefixes, so a bucket policy can tell them apart
+    keys = {
+        o["Key"] for o in s3_outbox._store().client.list_objects_v2(Bucket="dm-outbox")["Contents"]
+    }
+    assert any(k.startswith("prepared/restricted/clinic/1.0.1/quarantine/") for k in keys)
+    assert all(k.startswith(("prepared/published/", "prepared/restricted/")) for k in keys)
     quarantine = s3_outbox.read_quarantine("clinic", "1.0.1")
     assert (quarantine["reason"] == "dangling_reference").any()
     published = s3_outbox.read_table("clinic", "1.0.1", "patients")

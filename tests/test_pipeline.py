@@ -49,7 +49,9 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
         == patients["dm/rows_out"] + patients["dm/rejected"] + patients["dm/duplicates"]
     )
     assert patients["dagster/row_count"] == 83
-    assert "dagster/column_schema" in patients and "preview" in patients
+    # restricted zone: schema and profile, no rows; published zone (outbox): a preview
+    assert "dagster/column_schema" in patients and "dm/profile" in patients
+    assert "preview" not in patients and "preview" in mats[("clinic", "outbox", "patients")]
     # k-anonymity (k=3) suppresses what it must, within the 10% limit
     anonymized = mats[("clinic", "anonymize", "patients")]
     suppressed = int(anonymized["dm/suppressed_records"])
@@ -62,7 +64,8 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
     orphaned = mats[("clinic", "anonymize", "visits")]["dm/rejected_parent_suppressed"]
     assert (orphaned > 0) == (suppressed > 0)
     visits_out = mats[("clinic", "clean", "visits")]["dm/rows_out"]
-    assert count(pg_url, "dm_clinic.visits") == visits_out - orphaned
+    visits_suppressed = int(mats[("clinic", "anonymize", "visits")]["dm/suppressed"])
+    assert count(pg_url, "dm_clinic.visits") == visits_out - orphaned - visits_suppressed
 
     # every rejected record is in the quarantine, with its reason, on disk and in PostgreSQL
     q = resources["outbox"].read_quarantine("clinic", "1.0.1")
@@ -71,13 +74,13 @@ def test_clinic_end_to_end(modules_dir, resources, instance, pg_url, tmp_path):
     assert (
         len(rejected[rejected["table"] == "patients"]) == patients["dm/rejected"] + 1 + suppressed
     )
-    assert (rejected["reason"] == "suppressed").sum() == suppressed
+    assert (rejected["reason"] == "suppressed").sum() == suppressed + visits_suppressed
     assert (rejected["reason"] == "parent_suppressed").sum() == orphaned
     reasons = set(zip(rejected["rule"], rejected["value"], strict=True))
     assert ("foreignKey", "W-XXX") in reasons  # dangling ward
     assert ("type", "abc") in reasons  # patient_id that is not an integer
     assert ("range", "2031-05-01") in reasons  # birth date in the future
-    assert count(pg_url, "dm_clinic._quarantine") == len(q)
+    assert count(pg_url, "dm_clinic__restricted.quarantine") == len(q)
 
     # the outbox has Parquet per table, the metadata snapshot and Croissant metadata
     vdir = resources["outbox"].local_dir("clinic", "1.0.1")

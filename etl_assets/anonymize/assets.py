@@ -8,11 +8,11 @@ from etl_assets.anonymize.hierarchy import HierarchyError
 from etl_assets.anonymize.module_spec import check_spec, needs_anonymization, secret_key_env
 from etl_assets.anonymize.spec import SpecError
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
-from etl_assets.asset_metadata import column_lineage, table_metadata
+from etl_assets.asset_metadata import column_lineage, column_schema
 from etl_assets.metadata import Table
 from etl_assets.quarantine import concat_quarantine
 from etl_assets.results import AnonymizeCounts, StageResultMissing
-from etl_assets.stages import StageKit
+from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import SecretsResource
 from resources.io_manager import IO_MANAGER_KEY
 from resources.outbox import OutboxResource
@@ -46,7 +46,8 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}` anonymized as its metadata declares"
         " (generalization, suppression, anatomization, permutation, perturbation,"
-        " pseudonymization) and checked against its privacy models.",
+        " pseudonymization). Its records are published once the outbox check has verified the"
+        " privacy models; what it removed is in the restricted quarantine.",
     )
     def _anonymize(
         context: dg.AssetExecutionContext,
@@ -57,13 +58,15 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     ):
         version = kit.version(context)
         key = secrets.key(key_env) if key_env else None
-        try:
-            result = anonymize_for_module(clean, table, kit.loaded, version, key)
-        except (PrivacyModelUnsatisfiable, SpecError, HierarchyError) as exc:
-            # no retry can fix it: the data cannot meet the declared model, or the spec is wrong
-            raise dg.Failure(description=f"{table.name}: {exc}", allow_retries=False) from exc
-        parent_tables = {p: parents[f"parent_{p}"][p] for p in fk_parents}
-        tables, orphans = drop_orphans(result.tables, table, parent_tables, version)
+        with restricted_errors(outbox, kit, version, f"anonymize {table.name}"):
+            try:
+                result = anonymize_for_module(clean, table, kit.loaded, version, key)
+            except (PrivacyModelUnsatisfiable, SpecError, HierarchyError) as exc:
+                # no retry can fix it: the data cannot meet the model, or the spec is wrong;
+                # these messages give counts and names, never values
+                raise dg.Failure(description=f"{table.name}: {exc}", allow_retries=False) from None
+            parent_tables = {p: parents[f"parent_{p}"][p] for p in fk_parents}
+            tables, orphans = drop_orphans(result.tables, table, parent_tables, version)
         removed = concat_quarantine([result.quarantine, orphans])
         outbox.write_quarantine(kit.module, version, f"{table.name}__anonymize", removed)
         first = next(iter(tables.values()))
@@ -74,7 +77,8 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             parent_suppressed=len(orphans),
         )
         metadata = {
-            **table_metadata(first),
+            # not yet checked against the privacy models: no preview here (the outbox has one)
+            "dagster/column_schema": column_schema(first),
             "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in tables.values())),
             **kit.metadata(version),
             **{f"dm/{k}": v for k, v in result.metrics.items()},

@@ -33,10 +33,13 @@ class AnonymizeOutput:
     """the records record suppression removed, as quarantine rows (rule anonymization)"""
 
 
-def _restore_types(out: pd.DataFrame, table: Table) -> pd.DataFrame:
-    """Columns the engine left untouched keep their declared type; generalized ones are text."""
+def _restore_types(out: pd.DataFrame, table: Table, generalized: set[str]) -> pd.DataFrame:
+    """Columns the engine left untouched keep their declared type; generalized ones are text
+    (a month "1948-07" must not come back as the exact-looking date 1948-07-01)."""
     for col in table.columns:
-        if col.name in out.columns and out[col.name].dtype == object:
+        if col.name in generalized and col.name in out.columns:
+            out[col.name] = out[col.name].astype("string[pyarrow]")
+        elif col.name in out.columns and out[col.name].dtype == object:
             try:
                 out[col.name] = out[col.name].astype(arrow_dtype(col.dataType))
             except (TypeError, ValueError, ArithmeticError):
@@ -80,7 +83,11 @@ def anonymize_for_module(
         return AnonymizeOutput(tables={table.name: _published(clean)})
     spec = build_spec(table, loaded.folder)
     result = engine.anonymize_table(clean, spec, secret=key)
-    tables = {name: _restore_types(_published(df), table) for name, df in result.tables.items()}
+    generalized = {q for q, level in result.transformation.items() if level > 0}
+    tables = {
+        name: _restore_types(_published(df), table, generalized)
+        for name, df in result.tables.items()
+    }
     notes = []
     for df in tables.values():
         notes = _fixed_levels(df, table, loaded) or notes

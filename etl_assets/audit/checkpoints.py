@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from etl_assets.audit.chain import canonical
-from resources.outbox import LocalStore, S3Store
+from resources.stores import LocalStore, S3Store
 
 PREFIX = "checkpoint-"
 

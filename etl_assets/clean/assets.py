@@ -3,13 +3,14 @@
 import dagster as dg
 import pandas as pd
 
-from etl_assets.asset_metadata import column_lineage, quarantine_summary, table_metadata
+from etl_assets.asset_metadata import column_lineage, quarantine_summary, restricted_metadata
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
 from etl_assets.clean.table import clean_table
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
 from etl_assets.results import CleanCounts, StageResultMissing
-from etl_assets.stages import StageKit
+from etl_assets.stages import StageKit, restricted_errors
+from resources.deployment import PrivacyResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
 
@@ -33,13 +34,20 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}`: sources merged, typed, field rules applied"
         " (empty values, ranges, primary and foreign keys, duplicates). Rejected records go to"
-        " the quarantine with their reason.",
+        " the quarantine with their reason. **Restricted zone**: cleaned records before"
+        " anonymization; Dagster shows counts, types and a profile, never values.",
     )
-    def _clean(context: dg.AssetExecutionContext, outbox: OutboxResource, **inputs: pd.DataFrame):
+    def _clean(
+        context: dg.AssetExecutionContext,
+        outbox: OutboxResource,
+        privacy: PrivacyResource,
+        **inputs: pd.DataFrame,
+    ):
         version = kit.version(context)
         frames = [inputs[f"src_{i}"] for i in range(len(units))]
         parent_frames = {p: inputs[f"parent_{p}"] for p in parents}
-        result = clean_table(frames, table, kit.model, version=version, parents=parent_frames)
+        with restricted_errors(outbox, kit, version, f"clean {table.name}"):
+            result = clean_table(frames, table, kit.model, version=version, parents=parent_frames)
         qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
         if result.key_map is not None and len(result.key_map):
             outbox.write_key_map(kit.module, version, table.name, result.key_map)
@@ -51,7 +59,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 f" {', '.join(result.dropped_columns)}"
             )
         metadata = {
-            **table_metadata(result.data),
+            **restricted_metadata(result.data, privacy.restricted_previews),
             **kit.metadata(version),
             **result.counts.to_metadata(),
             "dm/quarantine_path": dg.MetadataValue.path(qpath),

@@ -11,7 +11,7 @@ from pathlib import Path
 from etl_assets.cli.session import Session
 from etl_assets.definitions import BuiltModule, load_catalog
 from etl_assets.metadata import NAME_PATTERN
-from etl_assets.metadata.loader import is_module_folder
+from etl_assets.metadata.loader import display_path, is_module_folder
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "module"
 
@@ -34,6 +34,8 @@ def cmd_validate(args: argparse.Namespace, session: Session) -> int:
     catalog = load_catalog(path.parent if single else path, only=path.name if single else None)
     for module in catalog.modules:
         print(f"ok  {module.name}  {describe(module)}")
+        for warning in module.loaded.warnings:
+            print(f"warning: {warning.render(display_path(module.loaded.file))}", file=sys.stderr)
     for error in catalog.errors:
         print(error, file=sys.stderr)
     if not catalog.modules and not catalog.errors:

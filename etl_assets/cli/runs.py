@@ -73,7 +73,7 @@ def _n(v: int | None) -> str:
     return "-" if v is None else f"{int(v):,}"
 
 
-def print_summary(summary: RunSummary, outbox_uri: str) -> None:
+def print_summary(summary: RunSummary, outbox_uri: str, quarantine_uri: str) -> None:
     """Per table: rows extracted, rejected by rules, merged duplicates, removed by
     anonymization (suppressed records and their children) and published."""
     state = "succeeded" if summary.success else "FAILED"
@@ -90,7 +90,7 @@ def print_summary(summary: RunSummary, outbox_uri: str) -> None:
             f" {_n(t.upload and t.upload.published_rows):>9}  {t.published_as or '-'}"
         )
     print(f"  outbox:     {outbox_uri}")
-    print(f"  quarantine: {outbox_uri}/quarantine")
+    print(f"  quarantine: {quarantine_uri}/quarantine  (restricted zone)")
 
 
 def run_module(session: Session, module: BuiltModule, version: str | None = None) -> RunSummary:
@@ -135,7 +135,11 @@ def cmd_run(args: argparse.Namespace, session: Session) -> int:
     except VersionRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
-    print_summary(summary, session.outbox.version_uri(args.module, summary.version))
+    print_summary(
+        summary,
+        session.outbox.version_uri(args.module, summary.version),
+        session.outbox.restricted_uri(args.module, summary.version),
+    )
     return 0 if summary.success else 1
 
 
@@ -147,7 +151,11 @@ def cmd_demo(args: argparse.Namespace, session: Session) -> int:
     ok = not catalog.errors
     for module in catalog.modules:
         summary = run_module(session, module)
-        print_summary(summary, session.outbox.version_uri(module.name, summary.version))
+        print_summary(
+            summary,
+            session.outbox.version_uri(module.name, summary.version),
+            session.outbox.restricted_uri(module.name, summary.version),
+        )
         ok &= summary.success
     print("\nWhere to look:")
     home = session.deployment.dagster_home

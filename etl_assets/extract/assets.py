@@ -5,14 +5,15 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from etl_assets.asset_metadata import table_metadata
+from etl_assets.asset_metadata import restricted_metadata
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.context import ExtractContext
 from etl_assets.extract.entry import extract_entry, outbox_durable
 from etl_assets.extract.units import ExtractionUnit
-from etl_assets.stages import StageKit
-from resources.deployment import SecretsResource
+from etl_assets.stages import StageKit, restricted_errors
+from resources.deployment import PrivacyResource, SecretsResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
+from resources.outbox import OutboxResource
 
 CONNECTOR_KINDS = {
     "file": "file",
@@ -55,32 +56,40 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         kinds={CONNECTOR_KINDS[entry.extract.type], "pandas"},
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
-        f" ({entry.extract.type}{shard_note}, priority {entry.priority}).",
+        f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"
+        " raw records; Dagster shows counts, types and a profile, never values.",
     )
     def _extract(
         context: dg.AssetExecutionContext,
         secrets: SecretsResource,
+        outbox: OutboxResource,
+        privacy: PrivacyResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
     ) -> dg.Output[pd.DataFrame]:
         version = kit.version(context)
         ctx = step_context(kit, context, version, secrets, dm_io_manager, unit.shard)
-        try:
-            df = extract_entry(entry, kit.loaded.folder, ctx)
-        except ExtractionError as exc:
-            # bad input is not transient: fail at once with the message, keep retries for outages
-            raise dg.Failure(
-                description=f"{entry.table}/{entry.source}: {exc}", allow_retries=exc.retryable
-            ) from exc
-        except (PermissionError, LookupError, ValueError) as exc:
-            # refused credentials, a missing bucket, a wrong setting: retrying cannot help
-            raise dg.Failure(
-                description=f"{entry.table}/{entry.source}: {exc}", allow_retries=False
-            ) from exc
-        context.log.info(f"{entry.table}/{entry.source}{shard_note}: {len(df):,} records extracted")
+        where = f"{entry.table}/{entry.source}"
+        with restricted_errors(outbox, kit, version, f"extract {unit.name}"):
+            try:
+                df = extract_entry(entry, kit.loaded.folder, ctx)
+            except ExtractionError as exc:
+                # bad input is not transient: fail at once; keep retries for outages
+                message = f"{where}: {exc}"
+                if exc.restricted_detail:
+                    name = f"extract {unit.name}.stderr.txt"
+                    uri = outbox.write_restricted_text(
+                        kit.module, version, name, exc.restricted_detail
+                    )
+                    message += f"; it is kept in the restricted zone: {uri}"
+                raise dg.Failure(description=message, allow_retries=exc.retryable) from None
+            except (PermissionError, LookupError) as exc:
+                # refused credentials, a missing bucket, a wrong setting: retrying cannot help
+                raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+        context.log.info(f"{where}{shard_note}: {len(df):,} records extracted")
         return dg.Output(
             df,
             metadata={
-                **table_metadata(df),
+                **restricted_metadata(df, privacy.restricted_previews),
                 **kit.metadata(version),
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,

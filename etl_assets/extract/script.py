@@ -14,7 +14,7 @@ from etl_assets.errors import ExtractionError
 from etl_assets.extract.records import parse_json_records, records_to_frame
 from etl_assets.metadata import CollectionEntry, ScriptCollector
 
-STDERR_TAIL = 2000
+STDERR_KEPT = 200_000  # characters of a failing script's stderr kept (restricted zone)
 
 
 def script_command(script: ScriptCollector, folder: Path) -> list[str]:
@@ -43,16 +43,19 @@ def run_script(
             timeout=script.timeoutSeconds,
             check=False,
         )
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise ExtractionError(
             f"script {script.path} did not finish within {script.timeoutSeconds:g} s",
             retryable=True,
-        ) from exc
+        ) from None
     if proc.returncode != 0:
-        tail = (proc.stderr or "")[-STDERR_TAIL:].strip()
+        stderr = proc.stderr or ""
+        lines = len(stderr.splitlines())
         raise ExtractionError(
-            f"script {script.path} exited with code {proc.returncode}; stderr (tail):\n{tail}",
+            f"script {script.path} exited with code {proc.returncode} and wrote {lines} lines"
+            " to stderr",
             retryable=True,
+            restricted_detail=stderr[-STDERR_KEPT:],
         )
     return proc
 

@@ -62,6 +62,16 @@ class Generalization(_Model):
             raise ValueError("bins needs at least two strictly ascending edges")
         if self.width is not None and any(w <= 0 for w in self.width):
             raise ValueError("every interval width must be greater than 0")
+        order = ["week", "month", "quarter", "year"]
+        if self.truncate is not None:
+            ranks = [order.index(t) for t in self.truncate]
+            if ranks != sorted(set(ranks)):
+                raise ValueError("truncate levels go from finest to coarsest, each once")
+            if "week" in self.truncate[:-1]:
+                raise ValueError(
+                    "truncate: week can only be the last level (a week can span two months,"
+                    " quarters or years)"
+                )
         if self.keepPrefix is not None and any(k < 0 for k in self.keepPrefix):
             raise ValueError("keepPrefix counts characters: every entry must be 0 or more")
         return self

@@ -24,7 +24,7 @@ from etl_assets.metadata.jsonld import (
 )
 from etl_assets.metadata.module import DataModule
 from etl_assets.metadata.parsing import parse_document
-from etl_assets.metadata.references import check_references
+from etl_assets.metadata.references import check_references, linked_table_warnings
 
 METADATA_FILES = ("module.jsonld", "module.json", "module.yaml", "module.yml")
 
@@ -38,6 +38,8 @@ class LoadedModule:
     model: DataModule
     document: dict[str, Any]
     hash: str
+    warnings: tuple[Problem, ...] = ()
+    """what validates but deserves a decision (e.g. a linked table outside every model)"""
 
     @property
     def name(self) -> str:
@@ -179,7 +181,14 @@ def load_module(file_or_folder: Path | str) -> LoadedModule:
         raise MetadataError(
             shown, [Problem("", f"cannot canonicalize the JSON-LD: {describe_jsonld_error(exc)}")]
         ) from None
-    return LoadedModule(folder=folder, file=file, model=model, document=doc, hash=digest)
+    return LoadedModule(
+        folder=folder,
+        file=file,
+        model=model,
+        document=doc,
+        hash=digest,
+        warnings=tuple(linked_table_warnings(model)),
+    )
 
 
 def find_metadata_file(folder: Path) -> Path:

@@ -364,3 +364,51 @@ def table_order(module: DataModule) -> list[str]:
                     placed.add(node)
                     done.append(node)
     return done
+
+
+def _reaches_privacy(module: DataModule) -> dict[str, str]:
+    """For each table without a privacy model: the first table with one that it references,
+    directly or through other tables."""
+    graph = _parents(module)
+    protected = {t.name for t in module.tables if t.privacy is not None}
+    found: dict[str, str] = {}
+    for table in module.tables:
+        if table.name in protected:
+            continue
+        seen, todo = set(), list(graph[table.name])
+        while todo:
+            nxt = todo.pop(0)
+            if nxt in protected:
+                found[table.name] = nxt
+                break
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.extend(graph.get(nxt, []))
+    return found
+
+
+def linked_table_warnings(module: DataModule) -> list[Problem]:
+    """Tables joined (directly or through others) to a table with a privacy model that
+    publish more than keys: outside every model unless they declare one or an exemption."""
+    warnings = []
+    for table_name, protected in _reaches_privacy(module).items():
+        table = module.table(table_name)
+        if table.privacyExemption is not None:
+            continue
+        keys = set(table.primaryKey or []) | {c.name for c in table.columns if c.foreignKey}
+        at_risk = [
+            c.name
+            for c in table.columns
+            if c.name not in keys and not any(op.method == "suppress" for op in c.anonymization)
+        ]
+        if at_risk:
+            index = module.tables.index(table)
+            warnings.append(
+                Problem(
+                    f"tables[{index}]",
+                    f"table {table_name!r} joins {protected!r}, which has a privacy model, and"
+                    f" publishes {', '.join(at_risk)} outside every model: declare privacy for"
+                    " it, or privacyExemption with the reason",
+                )
+            )
+    return warnings

@@ -22,6 +22,12 @@ class Table(_Model):
         default=None, description="how records sharing a primary key are resolved"
     )
     privacy: Privacy | None = None
+    privacyExemption: str | None = Field(
+        default=None,
+        min_length=10,
+        description="why a table linked to a table with a privacy model needs none of its own"
+        " (instead of `privacy`)",
+    )
     strict: bool = Field(default=True, description="keep only declared columns")
 
     @field_validator("primaryKey", mode="before")
@@ -39,6 +45,8 @@ class Table(_Model):
             raise ValueError(
                 "a primaryKey needs onKeyConflict (sourcePriority | dropAll | regenerate)"
             )
+        if self.privacy is not None and self.privacyExemption is not None:
+            raise ValueError("a table has either privacy or privacyExemption, not both")
         return self
 
     def column(self, name: str) -> Column:

@@ -114,7 +114,8 @@ def check_loadable(built: ModuleDefinitions, *automation: object) -> None:
     """Dagster's validation of the module's definitions (and its schedule and sensors) as the
     code location will load them; resources are placeholders: only their keys matter here."""
     placeholders: dict[str, object] = {
-        k: dg.ResourceDefinition.none_resource() for k in ("postgres", "outbox", "secrets")
+        k: dg.ResourceDefinition.none_resource()
+        for k in ("postgres", "outbox", "secrets", "privacy")
     }
     placeholders[IO_MANAGER_KEY] = ParquetIOManager(base_dir="unused")
     with warnings.catch_warnings(), without_instance_state():

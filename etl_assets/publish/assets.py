@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from etl_assets.anonymize.table import verify_outbox_privacy
-from etl_assets.asset_metadata import table_metadata
+from etl_assets.asset_metadata import column_schema, table_metadata
 from etl_assets.errors import UploadError
 from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
@@ -28,7 +28,8 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         ins={"anonymized": dg.AssetIn(key=kit.key("anonymize", table.name))},
         kinds={"parquet"},
         description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
-        " version's metadata, waiting for review and upload.",
+        " version's metadata, waiting for review and upload. **Published zone** (anonymized);"
+        " its quarantine and key maps are in the restricted zone.",
     )
     def _outbox(
         context: dg.AssetExecutionContext,
@@ -43,9 +44,21 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         snapshot = write_version_snapshot(outbox, kit.loaded, version)
         mark_durable(kit, context, version, table.name, units, secrets, dm_io_manager)
         first = next(iter(anonymized.values()))
+        # a preview only of data that meets its privacy models (the blocking check says so too)
+        safe = (
+            table.privacy is None
+            or verify_outbox_privacy(
+                outbox,
+                kit.loaded,
+                table,
+                version,
+                dm_io_manager.read(kit.key("clean", table.name), version),
+            )[0]
+        )
+        shown = table_metadata(first) if safe else {"dagster/column_schema": column_schema(first)}
         return dg.MaterializeResult(
             metadata={
-                **table_metadata(first),
+                **shown,
                 "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in anonymized.values())),
                 **kit.metadata(version),
                 "dm/outbox_files": dg.MetadataValue.json(paths),
@@ -128,7 +141,13 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 log=context.log,
             )
         except UploadError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            message = str(exc)
+            if exc.restricted_detail:
+                uri = outbox.write_restricted_text(
+                    kit.module, version, "upload.stderr.txt", exc.restricted_detail
+                )
+                message += f"; it is kept in the restricted zone: {uri}"
+            raise dg.Failure(description=message, allow_retries=False) from None
         for t in model.tables:
             names = t.published_names
             counts = UploadCounts(

@@ -8,6 +8,9 @@ Re-publishing a version replaces its table, so re-runs never duplicate rows.
 
 `append`: one table `<table>` accumulates records; a record whose row hash is already present is
 not inserted again (seed 002's behaviour: uploading unchanged sources adds nothing).
+
+The quarantine (original records) goes to `<schema>__restricted.quarantine`, and the grants of
+the two zones (`grants.py`) are applied in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from psycopg import sql
 
 from etl_assets import registry
 from etl_assets.connections import postgres_url
+from etl_assets.publish import grants
+from etl_assets.publish.grants import Roles, restricted_schema
 from etl_assets.publish.pg_copy import copy_arrow, create_table, row_hash, to_arrow
 from etl_assets.publish.sink import PublishReport, PublishRequest
 from etl_assets.quarantine import ROW_HASH_COLUMN
 from etl_assets.semver import parse as parse_version
 from resources.postgres import PostgresResource
+
+DEFAULT_ROLES = Roles()
 
 
 def version_table(table: str, version: str) -> str:
@@ -52,13 +59,17 @@ def publish(
     mode: str = "snapshot",
     run_id: str | None = None,
     location: str = "",
+    roles: Roles = DEFAULT_ROLES,
 ) -> PublishResult:
-    """Load every table of the version and make it current, all in one transaction."""
+    """Load every table of the version and make it current, all in one transaction; the
+    quarantine goes to the restricted schema, and the zones' grants are applied again."""
     registry.ensure(conn)
     result = PublishResult(schema=schema, tables={}, rows={}, inserted={})
+    restricted = restricted_schema(schema)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dm_publish:{module}",))
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        for name in (schema, restricted):
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
         # the views follow the highest published version: re-publishing an older one keeps them
         others = [v for v in registry.published_versions(cur, module) if v != version]
         current = not others or parse_version(version) > max(map(parse_version, others))
@@ -83,6 +94,7 @@ def publish(
             result.rows[name] = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
         if quarantine is not None:
             _load_quarantine(cur, schema, version, quarantine)
+        grants.apply(cur, schema, roles)
         registry.record_version(
             cur,
             module=module,
@@ -128,14 +140,22 @@ def _append(cur: psycopg.Cursor, schema: str, name: str, data: pd.DataFrame, ver
     return cur.rowcount
 
 
+QUARANTINE_DDL = (
+    'CREATE TABLE IF NOT EXISTS {} ("table" text, source text, action text, rule text,'
+    ' "column" text, reason text, value text, record jsonb, version text)'
+)
+
+
 def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataFrame) -> None:
-    target = sql.Identifier(schema, "_quarantine")
-    cur.execute(
-        sql.SQL(
-            'CREATE TABLE IF NOT EXISTS {} ("table" text, source text, action text, rule text,'
-            ' "column" text, reason text, value text, record jsonb, version text)'
-        ).format(target)
-    )
+    """The version's quarantine into `<schema>__restricted.quarantine` (never the published
+    schema; a `_quarantine` table left there by an earlier release is moved)."""
+    target = sql.Identifier(restricted_schema(schema), "quarantine")
+    cur.execute(sql.SQL(QUARANTINE_DDL).format(target))
+    cur.execute("SELECT to_regclass(%s)", (f'"{schema}"._quarantine',))
+    if cur.fetchone()[0] is not None:
+        old = sql.Identifier(schema, "_quarantine")
+        cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(target, old))
+        cur.execute(sql.SQL("DROP TABLE {}").format(old))
     cur.execute(sql.SQL("DELETE FROM {} WHERE version = %s").format(target), (version,))
     if len(q):
         copy_arrow(cur, target, to_arrow(q.astype("string")), binary=False)
@@ -150,7 +170,11 @@ class PostgresSink:
         target = request.postgres
         if sink.connection:
             url = postgres_url(request.connection(sink.connection, "postgres"))
-            target = PostgresResource(url=url)
+            target = PostgresResource(
+                url=url,
+                consumer_role=request.postgres.consumer_role,
+                data_manager_role=request.postgres.data_manager_role,
+            )
         schema = sink.schema_ or f"dm_{model.name}"
         location = f"{target.display_url} schema {schema}"
         with target.connect(autocommit=True) as conn:
@@ -165,6 +189,7 @@ class PostgresSink:
                 mode=sink.mode,
                 run_id=request.run_id,
                 location=location,
+                roles=Roles(request.postgres.consumer_role, request.postgres.data_manager_role),
             )
         return PublishReport(
             sink=f"postgres:{sink.mode}",

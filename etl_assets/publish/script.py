@@ -3,7 +3,7 @@
 It runs in the module folder with `DM_MODULE`, `DM_VERSION`, `DM_OUTBOX_URI` (file:// or s3://)
 and, for a local outbox, `DM_OUTBOX_DIR` set, and may
 print one JSON object on its last stdout line: `{"locations": {"<table>": "<where>"}}`.
-A non-zero exit fails the upload with the tail of its stderr.
+A non-zero exit fails the upload; its stderr is kept in the restricted zone, not in the error.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ class ScriptSink:
         try:
             proc = run_script(script, request.loaded.folder, env)
         except ExtractionError as exc:
-            raise UploadError(str(exc).replace("script", "upload script", 1)) from None
+            raise UploadError(
+                str(exc).replace("script", "upload script", 1),
+                restricted_detail=exc.restricted_detail,
+            ) from None
         request.info(f"upload script {script.path} finished")
         return PublishReport(
             sink=f"script:{script.path}",

@@ -1,0 +1,185 @@
+"""Where files live: a local folder or an S3 prefix, written atomically, with the file modes of
+their privacy zone.
+
+Every write goes to a temporary file that is fsynced and renamed (or is one S3 PUT), so a reader
+sees the old object or the new one, never half of one. A *published* folder's files honour the
+process's umask (readable by a consumer's account when the umask allows it); a *restricted*
+folder's files are 0600 and its folders 0700, whatever the umask.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
+
+RESTRICTED_FILE, RESTRICTED_DIR = 0o600, 0o700
+PUBLISHED_FILE, PUBLISHED_DIR = 0o666, 0o777  # before the umask
+
+
+def as_table(df: pd.DataFrame | pa.Table) -> pa.Table:
+    return df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+
+
+def read_parquet(path: Path | str | io.BytesIO) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def make_dirs(folder: Path, restricted: bool, base: Path | None = None) -> None:
+    """Create `folder` and its missing parents; in a restricted zone each one below `base`
+    (and `base` itself) is 0700."""
+    if not restricted:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for part in reversed(missing):
+        part.mkdir(mode=RESTRICTED_DIR, exist_ok=True)
+        os.chmod(part, RESTRICTED_DIR)
+    if base is not None and base.exists():
+        os.chmod(base, RESTRICTED_DIR)
+
+
+def write_atomic(path: Path, data: bytes | pa.Table, restricted: bool) -> None:
+    """Write bytes or an Arrow table (as Parquet) to `path`: temporary file, fsync, rename."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                 RESTRICTED_FILE if restricted else PUBLISHED_FILE)  # fmt: skip
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(data, pa.Table):
+                pq.write_table(data, fh, compression="zstd")
+            else:
+                fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet_atomic(
+    df: pd.DataFrame | pa.Table, path: Path, restricted: bool = True, base: Path | None = None
+) -> None:
+    """A table as Parquet at `path` (restricted by default: step storage holds raw data)."""
+    make_dirs(path.parent, restricted, base)
+    write_atomic(path, as_table(df), restricted)
+
+
+class LocalStore:
+    """Objects as files under a folder of one zone."""
+
+    def __init__(self, base: Path, restricted: bool = False):
+        self.base = base
+        self.restricted = restricted
+
+    def path(self, rel: str) -> Path:
+        return self.base / rel
+
+    def uri(self, rel: str) -> str:
+        return self.path(rel).resolve().as_uri()
+
+    def _write(self, rel: str, data: bytes | pa.Table) -> None:
+        path = self.path(rel)
+        make_dirs(path.parent, self.restricted, self.base)
+        write_atomic(path, data, self.restricted)
+
+    def write_parquet(self, rel: str, df: pd.DataFrame | pa.Table) -> None:
+        self._write(rel, as_table(df))
+
+    def read_parquet(self, rel: str) -> pd.DataFrame:
+        return read_parquet(self.path(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._write(rel, data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.path(rel).read_bytes()
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel).is_file()
+
+    def list(self, rel_dir: str) -> list[str]:
+        folder = self.path(rel_dir)
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def modified(self, rel_dir: str) -> float | None:
+        folder = self.path(rel_dir)
+        if not folder.exists():
+            return None
+        return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+
+    def delete(self, rel_dir: str) -> None:
+        shutil.rmtree(self.path(rel_dir), ignore_errors=True)
+
+
+class S3Store:
+    """Objects under `s3://bucket/prefix`, through a boto3 client from dagster-aws. Each zone is
+    its own prefix, so a bucket policy can tell them apart."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str):
+        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def uri(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{self.key(rel)}"
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(rel), Body=data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(rel))["Body"].read()
+
+    def write_parquet(self, rel: str, df: pd.DataFrame | pa.Table) -> None:
+        buf = io.BytesIO()
+        pq.write_table(as_table(df), buf, compression="zstd")
+        buf.seek(0)
+        # one PUT (or a multipart upload completed at the end) is atomic for readers
+        self.client.upload_fileobj(buf, self.bucket, self.key(rel))
+
+    def read_parquet(self, rel: str) -> pd.DataFrame:
+        return read_parquet(io.BytesIO(self.read_bytes(rel)))
+
+    def exists(self, rel: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(rel))
+            return True
+        except ClientError:
+            return False
+
+    def _objects(self, rel_dir: str) -> list[dict]:
+        prefix = self.key(rel_dir).rstrip("/") + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return [obj for page in pages for obj in page.get("Contents", [])]
+
+    def list(self, rel_dir: str) -> list[str]:
+        prefix = self.key(rel_dir).rstrip("/") + "/"
+        names = {obj["Key"][len(prefix) :].split("/", 1)[0] for obj in self._objects(rel_dir)}
+        return sorted(n for n in names if n)
+
+    def modified(self, rel_dir: str) -> float | None:
+        objs = self._objects(rel_dir)
+        return max(o["LastModified"].timestamp() for o in objs) if objs else None
+
+    def delete(self, rel_dir: str) -> None:
+        keys = [{"Key": o["Key"]} for o in self._objects(rel_dir)]
+        for start in range(0, len(keys), 1000):
+            self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": keys[start : start + 1000]}
+            )
