@@ -10,6 +10,7 @@ import pyarrow as pa
 SOURCE_COLUMN = "_dm_source"
 SHARD_COLUMN = "_dm_shard"
 ROW_HASH_COLUMN = "_dm_row_hash"
+RAW_COLUMN = "_dm_raw"  # the raw text of a record a reader could not split into fields
 
 QUARANTINE_SCHEMA = pa.schema(
     [

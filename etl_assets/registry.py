@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from etl_assets import semver
+
 SCHEMA = "dm_registry"
 
 DDL = f"""
@@ -98,6 +100,19 @@ def record_version(
 def published_versions(cur: psycopg.Cursor, module: str) -> list[str]:
     cur.execute(f"SELECT version FROM {SCHEMA}.versions WHERE module = %s", (module,))
     return [r[0] for r in cur.fetchall()]
+
+
+def current_row_counts(conn: psycopg.Connection, module: str) -> tuple[str, dict[str, int]] | None:
+    """The version consumers read now (the highest published one) and its rows per table."""
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT version, row_counts FROM {SCHEMA}.versions WHERE module = %s", (module,)
+    ).fetchall()
+    valid = [(v, counts) for v, counts in rows if semver.is_version(v)]
+    if not valid:
+        return None
+    version, counts = max(valid, key=lambda r: semver.parse(r[0]))
+    return version, {str(k): int(v) for k, v in counts.items()}
 
 
 def list_versions(conn: psycopg.Connection, module: str) -> list[dict[str, Any]]:

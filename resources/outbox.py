@@ -94,6 +94,11 @@ class OutboxResource(dg.ConfigurableResource):
         data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
         return pq.read_schema(io.BytesIO(data))
 
+    def table_rows(self, module: str, version: str, table: str) -> int:
+        """Rows of a prepared table, from its Parquet footer (the data is not read)."""
+        data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
+        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+
     def table_sha256(self, module: str, version: str, table: str) -> str:
         data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
         return hashlib.sha256(data).hexdigest()

@@ -97,6 +97,8 @@ def anonymize_table(
     n = len(out)
     lines = [f"table {spec.table!r}: {n} records"]
     _column_operations(out, spec, rng, secret, lines)
+    if n == 0:
+        return _empty_result(out, spec, lines)
     if spec.anatomization is not None:
         return _anatomize(out, spec, rng, lines)
     result = AnonymizationResult(tables={})
@@ -162,6 +164,31 @@ def _column_operations(
         if c.suppress:
             out[c.name] = ops.suppress_cells(out[c.name], None, spec.marker)
             lines.append(f"suppressed every cell of {c.name!r}")
+
+
+def _empty_result(
+    out: pd.DataFrame, spec: AnonymizationSpec, lines: list[str]
+) -> AnonymizationResult:
+    """A table without records: nothing to generalize or group; the same columns come out
+    (generalized quasi-identifiers as text), so every later stage sees the usual shape."""
+    for q in spec.quasi_identifiers:
+        out[q] = out[q].astype("string[pyarrow]")
+    lines.append("no records: nothing to anonymize")
+    if spec.anatomization is None:
+        return AnonymizationResult(tables={spec.table: out}, summary="\n".join(lines))
+    a = spec.anatomization
+    qit = out[[c for c in out.columns if c != a.attribute]].copy()
+    qit.insert(0, "group_id", pd.Series([], dtype="int64"))
+    st = pd.DataFrame(
+        {
+            "group_id": pd.Series([], dtype="int64"),
+            a.attribute: out[a.attribute],
+            "count": pd.Series([], dtype="int64"),
+        }
+    )
+    return AnonymizationResult(
+        tables={f"{spec.table}_qit": qit, f"{spec.table}_st": st}, summary="\n".join(lines)
+    )
 
 
 def _anatomize(

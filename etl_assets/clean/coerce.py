@@ -10,6 +10,7 @@ UTC; datetimes without one are taken as UTC; both are stored without a time zone
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,13 @@ import pandas as pd
 import pyarrow as pa
 
 from etl_assets.metadata import Column, Table
-from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN, concat_quarantine, quarantine_rows
+from etl_assets.quarantine import (
+    RAW_COLUMN,
+    SHARD_COLUMN,
+    SOURCE_COLUMN,
+    concat_quarantine,
+    quarantine_rows,
+)
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -150,16 +157,33 @@ def _parse_iso(text: pd.Series) -> pd.Series:
     return out
 
 
+def _ragged(df: pd.DataFrame, table: Table, version: str) -> tuple[np.ndarray, pd.DataFrame]:
+    """Rows a reader could not split into the right number of fields: rejected as
+    `ragged_row`, their raw text kept (restricted) as the quarantine record."""
+    if RAW_COLUMN not in df.columns:
+        return np.zeros(len(df), dtype=bool), concat_quarantine([])
+    mask = df[RAW_COLUMN].notna().to_numpy(dtype=bool)
+    rows = df[mask]
+    part = quarantine_rows(
+        rows, table=table.name, rule="format", reason="ragged_row", column=None, version=version
+    )
+    part["record"] = pd.Series(
+        [json.dumps({"text": t}) for t in rows[RAW_COLUMN]], dtype="string"
+    )  # one per rejected row: the rare case, not a hot path
+    return mask, part
+
+
 def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:
     """Coerce `df` (extracted records) to the table's declared types; quarantine what fails."""
     df = df.reset_index(drop=True)
     declared = [c.name for c in table.columns]
     missing = [c for c in declared if c not in df.columns]
-    extra = [c for c in df.columns if c not in declared and c not in (SOURCE_COLUMN, SHARD_COLUMN)]
+    bookkeeping = (SOURCE_COLUMN, SHARD_COLUMN, RAW_COLUMN)
+    extra = [c for c in df.columns if c not in declared and c not in bookkeeping]
     out: dict[str, pd.Series] = {}
-    rejected = np.zeros(len(df), dtype=bool)
-    parts: list[pd.DataFrame] = []
-    counts: dict[str, int] = {}
+    rejected, ragged = _ragged(df, table, version)
+    parts: list[pd.DataFrame] = [ragged]
+    counts: dict[str, int] = {"rejected_ragged_row": int(rejected.sum())} if rejected.any() else {}
     for column in table.columns:
         if column.name in df.columns:
             typed, bad = coerce_column(df[column.name], column)
@@ -210,7 +234,7 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
     counts["rows_in"] = len(df)
     counts["rejected_type"] = int(
         sum(v for k, v in counts.items() if k.startswith("rejected_type_"))
-    )
+    ) + counts.get("rejected_ragged_row", 0)
     counts["rows_typed"] = len(typed_df)
     return TypingResult(
         data=typed_df,

@@ -1,21 +1,37 @@
-"""The file connector: CSV, TXT (delimited), JSON, JSON Lines and Parquet, one path or a glob."""
+"""The file connector: CSV, TXT (delimited), JSON, JSON Lines and Parquet, one path or a glob.
+
+Files are read with Arrow's own readers, in record batches (CSV and JSON Lines stream; a JSON
+document is parsed whole). Text formats keep every value as text (the clean stage types them),
+with empty fields as empty text. A CSV row with too few or too many fields is never padded: by
+default it becomes a record that the clean stage quarantines as `ragged_row` (its raw text kept
+in the restricted quarantine); with `raggedRows: fail` the step fails naming the file and line.
+A byte that is not valid in the file's `encoding` fails the step naming the file, the line and
+the byte offset — never the text around it.
+"""
 
 from __future__ import annotations
 
+import codecs
+import csv
 import glob
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.records import parse_json_records, records_to_frame
 from etl_assets.metadata import CollectionEntry, FileConnector
+from etl_assets.quarantine import RAW_COLUMN
 
 FORMATS = {".csv": "csv", ".txt": "txt", ".tsv": "csv", ".json": "json", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
+BLOCK = 16 << 20  # bytes per CSV/JSON block: bounds the reader's memory
 
 
 def resolve_paths(pattern: str, folder: Path) -> list[Path]:
@@ -37,6 +53,116 @@ def file_format(path: Path, declared: str | None) -> str:
     return fmt
 
 
+def decoding_error(path: Path, encoding: str) -> ExtractionError | None:
+    """Where the first byte that is not valid `encoding` is: file, line and byte offset."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines = 0, 1
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = offset + exc.start
+                line = lines + chunk[: exc.start].count(b"\n")
+                return ExtractionError(
+                    f"{path}: line {line}, byte {at}: not valid {encoding} ({exc.reason});"
+                    " set extract.encoding to the file's encoding (e.g. latin-1, cp1252)"
+                )
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return None
+
+
+def _ragged_lines(path: Path, connector: FileConnector, expected: int) -> list[int]:
+    """Physical line numbers of the rows with a wrong number of fields (only read when a
+    ragged row was seen: Arrow's streaming reader does not know line numbers)."""
+    with open(path, newline="", encoding=connector.encoding, errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=connector.delimiter)
+        if connector.header:
+            next(reader, None)
+        found = []
+        start = reader.line_num + 1
+        for row in reader:
+            if row and len(row) != expected:
+                found.append(start)
+            start = reader.line_num + 1
+        return found
+
+
+def _csv_batches(path: Path, connector: FileConnector) -> Iterator[pa.RecordBatch]:
+    read = pacsv.ReadOptions(
+        block_size=BLOCK,
+        encoding=connector.encoding,
+        column_names=None if connector.header else connector.columns,
+        autogenerate_column_names=not connector.header and not connector.columns,
+    )
+    ragged: list[str] = []
+
+    def on_invalid(row: Any) -> str:
+        ragged.append(row.text)
+        return "skip"
+
+    parse = pacsv.ParseOptions(delimiter=connector.delimiter, invalid_row_handler=on_invalid)
+    names = pacsv.open_csv(path, read_options=read, parse_options=parse).schema.names
+    ragged.clear()  # opening read the first block: its ragged rows come again below
+    convert = pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names},
+        null_values=[],
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    for batch in pacsv.open_csv(
+        path, read_options=read, parse_options=parse, convert_options=convert
+    ):
+        if len(batch):
+            yield batch
+    if ragged and connector.raggedRows == "fail":
+        lines = _ragged_lines(path, connector, len(names))
+        shown = ", ".join(map(str, lines[:10])) + (" …" if len(lines) > 10 else "")
+        raise ExtractionError(
+            f"{path}: {len(ragged)} rows do not have {len(names)} fields (lines {shown});"
+            " fix the file, or set extract.raggedRows: quarantine"
+        )
+    if ragged:  # records of their own: the clean stage quarantines them as ragged_row
+        empty = [pa.nulls(len(ragged), pa.string())] * len(names)
+        yield pa.RecordBatch.from_arrays(
+            [*empty, pa.array(ragged, pa.string())], [*names, RAW_COLUMN]
+        )
+
+
+def _jsonl_batches(path: Path, connector: FileConnector) -> Iterator[pa.RecordBatch]:
+    if connector.encoding.replace("-", "").lower() != "utf8":
+        text = path.read_bytes().decode(connector.encoding)
+        yield from pa.Table.from_pandas(
+            records_to_frame(parse_json_records(text, str(path))), preserve_index=False
+        ).to_batches()
+        return
+    try:
+        reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=BLOCK))
+        batches = list(reader)  # a mixed-type field across blocks fails here: decode generically
+    except pa.ArrowInvalid:
+        text = path.read_text("utf-8")
+        yield from pa.Table.from_pandas(
+            records_to_frame(parse_json_records(text, str(path))), preserve_index=False
+        ).to_batches()
+        return
+    yield from (b for b in batches if len(b))
+
+
+def read_batches(path: Path, connector: FileConnector, fmt: str) -> Iterator[pa.RecordBatch]:
+    """One file's records as Arrow record batches."""
+    if fmt in ("csv", "txt"):
+        yield from _csv_batches(path, connector)
+    elif fmt == "parquet":
+        yield from pq.ParquetFile(path).iter_batches(batch_size=64_000)
+    elif fmt == "jsonl":
+        yield from _jsonl_batches(path, connector)
+    else:
+        text = path.read_bytes().decode(connector.encoding)
+        frame = records_to_frame(parse_json_records(text, str(path), connector.recordsPath))
+        yield from pa.Table.from_pandas(frame, preserve_index=False).to_batches()
+
+
 def read_file(
     path: Path, connector: FileConnector | None = None, fmt: str | None = None
 ) -> pd.DataFrame:
@@ -46,24 +172,36 @@ def read_file(
     if not path.is_file():
         raise ExtractionError(f"{path}: file not found")
     try:
-        if fmt in ("csv", "txt"):
-            return pd.read_csv(
-                path,
-                sep=connector.delimiter if fmt == "csv" or connector.delimiter != "," else ",",
-                dtype=str,
-                keep_default_na=False,
-                header=0 if connector.header else None,
-                names=connector.columns,
-                encoding=connector.encoding,
-            ).astype(pd.ArrowDtype(pa.string()))
-        if fmt == "parquet":
-            return pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
-        text = path.read_text(connector.encoding)
-        return records_to_frame(parse_json_records(text, str(path), connector.recordsPath))
+        batches = list(read_batches(path, connector, fmt))
+        table = (
+            pa.concat_tables(
+                [pa.Table.from_batches([b]) for b in batches], promote_options="default"
+            )
+            if batches
+            else _empty(path, connector, fmt)
+        )
     except ExtractionError:
         raise
-    except (UnicodeDecodeError, pd.errors.ParserError, pa.ArrowException, ValueError) as exc:
-        raise ExtractionError(f"{path}: cannot read as {fmt}: {exc}") from exc
+    except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
+        located = decoding_error(path, connector.encoding)
+        if located is not None:
+            raise located from None
+        # Arrow's and the decoders' messages can quote the row: say only what and where
+        raise ExtractionError(f"{path}: cannot read as {fmt} ({type(exc).__name__})") from None
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _empty(path: Path, connector: FileConnector, fmt: str) -> pa.Table:
+    """A file without records: its header's columns (CSV), else no columns."""
+    if fmt in ("csv", "txt") and connector.header:
+        with open(path, newline="", encoding=connector.encoding) as fh:
+            header = next(csv.reader(fh, delimiter=connector.delimiter), [])
+        return pa.table({name: pa.array([], pa.string()) for name in header})
+    if fmt in ("csv", "txt") and connector.columns:
+        return pa.table({name: pa.array([], pa.string()) for name in connector.columns})
+    if fmt == "parquet":
+        return pq.read_schema(path).empty_table()
+    return pa.table({})
 
 
 def extract_files(connector: FileConnector, folder: Path) -> pd.DataFrame:

@@ -22,6 +22,11 @@ class FileConnector(_Model):
     encoding: str = Field(default="utf-8", description="a Python codec name, e.g. latin-1")
     header: bool = True
     columns: list[str] | None = Field(default=None, description="column names for txt/headerless")
+    raggedRows: Literal["quarantine", "fail"] = Field(
+        default="quarantine",
+        description="a CSV row with too few or too many fields: quarantine it (reason"
+        " ragged_row) or fail the step naming the line",
+    )
     recordsPath: str | None = Field(default=None, description="dotted path to the records in JSON")
 
     @field_validator("encoding")

@@ -49,6 +49,17 @@ class Upload(_Model):
 
     sink: Sink | None = None
     script: ScriptCollector | None = None
+    shrinkLimit: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="the largest fraction of a table's rows in the current version that a new"
+        " version may lose before the upload is stopped (1: no limit)",
+    )
+    allowEmpty: bool = Field(
+        default=False,
+        description="let a version with an empty table replace a current version that has rows",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Upload:

@@ -4,6 +4,7 @@ privacy check), and the upload of all of them at once."""
 import dagster as dg
 import pandas as pd
 
+from etl_assets import registry
 from etl_assets.anonymize.table import verify_outbox_privacy
 from etl_assets.asset_metadata import column_schema, table_metadata
 from etl_assets.errors import UploadError
@@ -70,10 +71,67 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     return _outbox
 
 
+def shrink_message(
+    table: str, rows: int, version: str, current: tuple[str, dict[str, int]] | None, upload
+) -> str | None:
+    """Why a version's row count may not replace the current one, or None when it may."""
+    if current is None or current[0] == version or table not in current[1]:
+        return None
+    before = current[1][table]
+    if rows == 0 and before > 0 and not upload.allowEmpty:
+        return (
+            f"{table}: 0 rows in {version} against {before:,} in the current version"
+            f" {current[0]}; set upload.allowEmpty to publish an empty table"
+        )
+    if before > 0 and rows < before * (1 - upload.shrinkLimit):
+        return (
+            f"{table}: {rows:,} rows in {version} against {before:,} in the current version"
+            f" {current[0]}: more than upload.shrinkLimit ({upload.shrinkLimit:.0%}) lost"
+        )
+    return None
+
+
+def shrink_check(kit: StageKit, table: Table) -> dg.AssetChecksDefinition:
+    """A blocking check that a version does not empty or shrink a published table by surprise."""
+    name = table.published_names[0]
+
+    @dg.asset_check(
+        asset=kit.key("outbox", table.name),
+        name="no_unexpected_shrink",
+        blocking=True,
+        partitions_def=kit.partitions,
+        description=f"`{name}` does not become empty (unless upload.allowEmpty) nor lose more"
+        f" than upload.shrinkLimit ({kit.model.upload.shrinkLimit:.0%}) of the current version's"
+        " rows",
+    )
+    def _shrink(
+        context: dg.AssetCheckExecutionContext, outbox: OutboxResource, postgres: PostgresResource
+    ) -> dg.AssetCheckResult:
+        version = kit.version(context)
+        rows = outbox.table_rows(kit.module, version, name)
+        with postgres.connect(autocommit=True) as conn:
+            current = registry.current_row_counts(conn, kit.module)
+        problem = shrink_message(name, rows, version, current, kit.model.upload)
+        before = current[1].get(name) if current else None
+        return dg.AssetCheckResult(
+            passed=problem is None,
+            description=problem
+            or f"{rows:,} rows"
+            + (
+                f" against {before:,} in the current version {current[0]}"
+                if before is not None
+                else ""
+            ),
+            metadata={"rows": rows, **({"current_rows": before} if before is not None else {})},
+        )
+
+    return _shrink
+
+
 def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
-    """A blocking check that the outbox data satisfies the table's privacy models."""
+    """Blocking checks on the outbox: no surprising shrink, and the table's privacy models."""
     if table.privacy is None:
-        return []
+        return [shrink_check(kit, table)]
 
     @dg.asset_check(
         asset=kit.key("outbox", table.name),
@@ -95,7 +153,7 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
         )
         return dg.AssetCheckResult(passed=passed, description=message, metadata=metrics)
 
-    return [_privacy]
+    return [shrink_check(kit, table), _privacy]
 
 
 def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
