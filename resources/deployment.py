@@ -32,6 +32,8 @@ from resources.postgres import PostgresResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("local", "prod")
+# what runs a module's steps when its metadata does not say (see etl_assets/execution.py)
+EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
 class DeploymentError(RuntimeError):
@@ -49,6 +51,7 @@ class Deployment:
     outbox_root: str
     storage_root: str
     s3_settings: Mapping[str, bool] = field(default_factory=dict)
+    executor: str = "multiprocess"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -56,6 +59,11 @@ class Deployment:
         kind = env.get("DM_DEPLOYMENT", "local") or "local"
         if kind not in KINDS:
             raise DeploymentError(f"DM_DEPLOYMENT={kind!r}: expected one of {', '.join(KINDS)}")
+        executor = env.get("DM_EXECUTOR", "multiprocess") or "multiprocess"
+        if executor not in EXECUTORS:
+            raise DeploymentError(
+                f"DM_EXECUTOR={executor!r}: expected one of {', '.join(EXECUTORS)}"
+            )
         home = Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
         if kind == "prod" and not env.get("DM_POSTGRES_URL"):
             raise DeploymentError(
@@ -85,6 +93,7 @@ class Deployment:
                     ("aws_secret_access_key", "DM_S3_SECRET_ACCESS_KEY"),
                 )
             },
+            executor=executor,
         )
 
     @property

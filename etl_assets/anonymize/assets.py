@@ -39,7 +39,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=kit.key("anonymize", table.name),
-        **kit.asset_args(),
+        **kit.asset_args(stage="anonymize"),
         ins=ins,
         kinds={"pandas"},
         io_manager_key=IO_MANAGER_KEY,

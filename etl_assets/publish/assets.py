@@ -7,6 +7,7 @@ import pandas as pd
 from etl_assets.anonymize.table import verify_outbox_privacy
 from etl_assets.asset_metadata import table_metadata
 from etl_assets.errors import UploadError
+from etl_assets.execution import stage_connections
 from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
@@ -24,7 +25,9 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=kit.key("outbox", table.name),
-        **kit.asset_args(),
+        **kit.asset_args(
+            stage="outbox", connections=stage_connections(kit.model, "outbox", table.name)
+        ),
         ins={"anonymized": dg.AssetIn(key=kit.key("anonymize", table.name))},
         kinds={"parquet"},
         description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
@@ -67,6 +70,7 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
         name="privacy_models_hold",
         blocking=True,
         partitions_def=kit.partitions,
+        op_tags=kit.op_tags("outbox"),
         description="the outbox data satisfies "
         + ", ".join(pm.type for pm in table.privacy.models),
     )
@@ -87,7 +91,9 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
 
 def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
     model = kit.model
-    args = kit.asset_args(retry=False)
+    args = kit.asset_args(
+        retry=False, stage="upload", connections=stage_connections(model, "upload")
+    )
     specs = [
         dg.AssetSpec(
             key=kit.key("upload", t.name),
@@ -106,6 +112,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         specs=specs,
         name=f"{kit.module}__upload",
         partitions_def=kit.partitions,
+        op_tags=args["op_tags"],
         can_subset=False,
         description=f"Publish a version of {kit.module}: every table in one transaction, then"
         " the version's Croissant metadata. Needs an approval unless the module sets autoUpload.",
