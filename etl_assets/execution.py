@@ -52,12 +52,17 @@ def max_concurrent(execution: Execution) -> int:
     return execution.maxConcurrent or DEFAULT_MAX_CONCURRENT
 
 
+def executor_config(execution: Execution) -> dict:
+    """The config of the multiprocess and k8s executors (the same keys for both)."""
+    return {"max_concurrent": max_concurrent(execution)}
+
+
 def executor_for(execution: Execution, deployment_default: str) -> dg.ExecutorDefinition:
     """The executor definition of the module's jobs."""
     name = executor_name(execution, deployment_default)
     if name == "in_process":
         return dg.in_process_executor
-    config = {"max_concurrent": max_concurrent(execution)}
+    config = executor_config(execution)
     if name == "k8s":
         return k8s_job_executor.configured(config)
     return dg.multiprocess_executor.configured(config)
