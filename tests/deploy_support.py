@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import kubernetes
+import psycopg
 import yaml
 from dagster_k8s import DagsterK8sJobConfig, K8sRunLauncher, construct_dagster_k8s_job
 from dagster_k8s.container_context import K8sContainerContext
@@ -34,6 +35,17 @@ FULLNAME = f"{RELEASE}-dagster"  # the chart's "dagster.fullname" for a release 
 LOCATION = "datamodule_etl"
 # values that must never reach a manifest: the tests put them in the environment
 CANARY = "canary-d0-not-leak"
+
+
+def pg_url_of(conninfo: str) -> str:
+    """A libpq conninfo (as the `pg_url` fixture gives it) as a postgresql:// URL, the form
+    dagster-postgres's `postgres_url` takes."""
+    parts = psycopg.conninfo.conninfo_to_dict(conninfo)
+    auth = parts.get("user", "postgres") + (
+        f":{parts['password']}" if parts.get("password") else ""
+    )
+    host = f"{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}"
+    return f"postgresql://{auth}@{host}/{parts['dbname']}"
 
 
 def load_yaml(path: Path) -> dict:
