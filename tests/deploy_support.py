@@ -45,7 +45,7 @@ def pg_url_of(conninfo: str) -> str:
         f":{parts['password']}" if parts.get("password") else ""
     )
     host = f"{parts.get('host', '127.0.0.1')}:{parts.get('port', 5432)}"
-    return f"postgresql://{auth}@{host}/{parts['dbname']}"
+    return f"postgresql+psycopg2://{auth}@{host}/{parts['dbname']}"
 
 
 def load_yaml(path: Path) -> dict:
