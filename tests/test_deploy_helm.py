@@ -115,6 +115,7 @@ def test_no_secret_values():
     values = helm_values()
     assert values["generatePostgresqlPasswordSecret"] is False
     assert "postgresqlPassword" not in values["postgresql"]
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
 
     def walk(node, path=""):
         if isinstance(node, dict):

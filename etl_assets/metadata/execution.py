@@ -6,9 +6,10 @@ What the settings do is in `etl_assets.execution`; this is only their strict mod
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from etl_assets.metadata.base import _Model
 
@@ -20,13 +21,32 @@ Executor = Literal["in_process", "multiprocess", "k8s"]
 CPU_PATTERN = r"^([1-9][0-9]*m|[0-9]+(\.[0-9]{1,3})?)$"
 MEMORY_PATTERN = r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
+
+def _quantity(pattern: str, what: str, examples: str):
+    def check(value: str) -> str:
+        if not re.match(pattern, value):
+            raise ValueError(f"not a {what}: {value!r}; expected {examples}")
+        return value
+
+    return AfterValidator(check)
+
+
+# the pattern is in the JSON Schema; the validator gives the error a reader can act on
 Cpu = Annotated[
     str,
-    Field(pattern=CPU_PATTERN, description="cores (`1`, `0.5`) or millicores (`250m`)"),
+    Field(
+        description="cores (`1`, `0.5`) or millicores (`250m`)",
+        json_schema_extra={"pattern": CPU_PATTERN},
+    ),
+    _quantity(CPU_PATTERN, "CPU quantity", "cores such as 1 or 0.5, or millicores such as 250m"),
 ]
 Memory = Annotated[
     str,
-    Field(pattern=MEMORY_PATTERN, description="bytes with a suffix: `512Mi`, `2Gi`, `1G`"),
+    Field(
+        description="bytes with a suffix: `512Mi`, `2Gi`, `1G`",
+        json_schema_extra={"pattern": MEMORY_PATTERN},
+    ),
+    _quantity(MEMORY_PATTERN, "memory quantity", "bytes with a suffix such as 512Mi, 2Gi or 1G"),
 ]
 
 
@@ -46,8 +66,8 @@ class Resources(_Model):
 
 
 class StageResources(_Model):
-    """Resources per stage; `default` applies to every stage that gives none, `run` to the run's
-    own process (the run pod in Kubernetes)."""
+    """Resources per stage; `default` gives each stage the `cpu` or `memory` it does not give
+    itself, `run` is the run's own process (the run pod in Kubernetes)."""
 
     default: Resources | None = None
     run: Resources | None = None
@@ -58,9 +78,11 @@ class StageResources(_Model):
     upload: Resources | None = None
 
     def for_stage(self, stage: str) -> Resources | None:
-        """The resources of `stage`'s steps: its own, else `default`."""
-        own = getattr(self, stage)
-        return own if own is not None else self.default
+        """The resources of `stage`'s steps: its own `cpu` and `memory`, each else `default`'s."""
+        own, default = getattr(self, stage), self.default
+        if own is None or default is None:
+            return own if own is not None else default
+        return Resources(cpu=own.cpu or default.cpu, memory=own.memory or default.memory)
 
 
 class Execution(_Model):
