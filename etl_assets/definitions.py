@@ -105,14 +105,16 @@ def _collision(module: BuiltModule, taken: dict[str, str]) -> MetadataError | No
     )
 
 
-def load_catalog(modules_dir: Path | str, only: str | None = None) -> Catalog:
+def load_catalog(
+    modules_dir: Path | str, only: str | None = None, default_executor: str = "multiprocess"
+) -> Catalog:
     """Load, validate and build every module under `modules_dir` (or just the one named
-    `only`), each in isolation."""
+    `only`), each in isolation; `default_executor` is the deployment's (`DM_EXECUTOR`)."""
     found = discover(modules_dir, only)
     catalog = Catalog(errors=list(found.errors))
     taken: dict[str, str] = {}
     for loaded in found.modules:
-        built = build_isolated(loaded)
+        built = build_isolated(loaded, default_executor)
         if isinstance(built, ModuleDefinitions):
             built = _automation(built)
         if isinstance(built, BuiltModule) and (clash := _collision(built, taken)):
@@ -130,7 +132,10 @@ def build_definitions(
 ) -> tuple[dg.Definitions, Catalog]:
     """Definitions for every module that builds; the others appear as placeholder assets."""
     deployment = deployment or current()
-    catalog = load_catalog(modules_dir if modules_dir is not None else deployment.modules_dir)
+    catalog = load_catalog(
+        modules_dir if modules_dir is not None else deployment.modules_dir,
+        default_executor=deployment.executor,
+    )
     assets, checks, jobs, schedules, sensors = [], [], [], [], [run_failure_alert]
     for module in catalog.modules:
         assets += module.definitions.assets

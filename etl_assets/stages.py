@@ -1,5 +1,6 @@
 """What every stage asset of a module shares: keys, the partitions, code version, retries,
-owners, tags and the metadata recorded on each materialization.
+owners, tags, the step's op tags (connections, pod resources: `etl_assets.execution`) and the
+metadata recorded on each materialization.
 
 Keys are `<module>/<stage>/<name>`: `extract/<table>__<source>` per collection entry (and shard),
 then `clean`, `anonymize`, `outbox` and `upload` per table.
@@ -8,12 +9,13 @@ then `clean`, `anonymize`, `outbox` and `upload` per table.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
 
+from etl_assets.execution import step_tags
 from etl_assets.metadata import SEMVER, DataModule
 from etl_assets.metadata.loader import LoadedModule
 from resources.outbox import OutboxResource
@@ -54,14 +56,17 @@ class StageKit:
     partitions: dg.DynamicPartitionsDefinition
     retry: dg.RetryPolicy | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # the deployment's executor for modules that do not choose one (DM_EXECUTOR)
+    default_executor: str = "multiprocess"
 
     @classmethod
-    def for_module(cls, loaded: LoadedModule) -> StageKit:
+    def for_module(cls, loaded: LoadedModule, default_executor: str = "multiprocess") -> StageKit:
         return cls(
             loaded=loaded,
             partitions=dg.DynamicPartitionsDefinition(name=partitions_def_name(loaded.name)),
             retry=retry_policy(loaded.model),
             tags={"dm/status": loaded.model.status},
+            default_executor=default_executor,
         )
 
     @property
@@ -75,9 +80,17 @@ class StageKit:
     def key(self, stage: str, name: str) -> dg.AssetKey:
         return asset_key(self.module, stage, name)
 
-    def asset_args(self, code_version: str | None = None, retry: bool = True) -> dict:
-        """Group, partitions, code version (the metadata hash unless given), retries, owners
-        and tags: what every stage asset of the module has in common."""
+    def asset_args(
+        self,
+        code_version: str | None = None,
+        retry: bool = True,
+        *,
+        stage: str,
+        connections: Iterable[str] = (),
+    ) -> dict:
+        """Group, partitions, code version (the metadata hash unless given), retries, owners,
+        tags, and the op tags of a `stage` step that talks to `connections`: what every stage
+        asset of the module has in common."""
         return {
             "group_name": self.module,
             "partitions_def": self.partitions,
@@ -85,7 +98,13 @@ class StageKit:
             "retry_policy": self.retry if retry else None,
             "owners": list(self.model.owners),
             "tags": dict(self.tags),
+            "op_tags": self.op_tags(stage, connections),
         }
+
+    def op_tags(self, stage: str, connections: Iterable[str] = ()) -> dict:
+        """The op tags of a `stage` step (an asset or a check): its connections, its pod's labels
+        and resources (see `etl_assets.execution`)."""
+        return step_tags(self.model, stage, connections)
 
     def version(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> str:
         """The run's version; a partition key that is not MAJOR.MINOR.PATCH fails at once."""

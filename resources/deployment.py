@@ -34,6 +34,8 @@ from resources.postgres import PostgresResource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("local", "prod")
+# what runs a module's steps when its metadata does not say (see etl_assets/execution.py)
+EXECUTORS = ("in_process", "multiprocess", "k8s")
 
 
 class DeploymentError(RuntimeError):
@@ -54,6 +56,7 @@ class Deployment:
     consumer_role: str = "dm_consumer"
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
+    executor: str = "multiprocess"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -61,6 +64,11 @@ class Deployment:
         kind = env.get("DM_DEPLOYMENT", "local") or "local"
         if kind not in KINDS:
             raise DeploymentError(f"DM_DEPLOYMENT={kind!r}: expected one of {', '.join(KINDS)}")
+        executor = env.get("DM_EXECUTOR", "multiprocess") or "multiprocess"
+        if executor not in EXECUTORS:
+            raise DeploymentError(
+                f"DM_EXECUTOR={executor!r}: expected one of {', '.join(EXECUTORS)}"
+            )
         home = Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
         if kind == "prod" and not env.get("DM_POSTGRES_URL"):
             raise DeploymentError(
@@ -93,6 +101,7 @@ class Deployment:
             consumer_role=env.get("DM_PG_CONSUMER_ROLE") or "dm_consumer",
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
+            executor=executor,
         )
 
     @property

@@ -40,7 +40,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=kit.key("anonymize", table.name),
-        **kit.asset_args(),
+        **kit.asset_args(stage="anonymize"),
         ins=ins,
         kinds={"pandas"},
         io_manager_key=IO_MANAGER_KEY,
@@ -105,6 +105,7 @@ def anonymize_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefiniti
         name="rows_conserved",
         blocking=True,
         partitions_def=kit.partitions,
+        op_tags=kit.op_tags("anonymize"),
         description="rows in = rows published + suppressed + children of suppressed parents,"
         " and the quarantine holds one rejected record for each removed one",
     )

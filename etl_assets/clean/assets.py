@@ -28,7 +28,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=kit.key("clean", table.name),
-        **kit.asset_args(),
+        **kit.asset_args(stage="clean"),
         ins=ins,
         kinds={"pandas"},
         io_manager_key=IO_MANAGER_KEY,
@@ -90,6 +90,7 @@ def conservation_check(kit: StageKit, table: Table) -> dg.AssetChecksDefinition:
         name="rows_conserved",
         blocking=True,
         partitions_def=kit.partitions,
+        op_tags=kit.op_tags("clean"),
         description="rows extracted = rows out + rows rejected + duplicates merged; the clean"
         " data has rows out records and the quarantine one rejected record for each other",
     )
@@ -139,6 +140,7 @@ def clean_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
             name="primary_key_unique",
             blocking=True,
             partitions_def=kit.partitions,
+            op_tags=kit.op_tags("clean"),
             description=f"({', '.join(table.primaryKey)}) is unique in the clean output",
         )
         def _unique(
@@ -157,6 +159,7 @@ def clean_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
             name="foreign_keys_resolve",
             blocking=True,
             partitions_def=kit.partitions,
+            op_tags=kit.op_tags("clean"),
             additional_deps=[kit.key("clean", p) for p in parents],
             description="every non-null foreign key value exists in its referenced table",
         )

@@ -7,6 +7,7 @@ import pandas as pd
 
 from etl_assets.asset_metadata import restricted_metadata
 from etl_assets.errors import ExtractionError
+from etl_assets.execution import entry_connections
 from etl_assets.extract.context import ExtractContext
 from etl_assets.extract.entry import extract_entry, outbox_durable
 from etl_assets.extract.units import ExtractionUnit
@@ -52,7 +53,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
 
     @dg.asset(
         key=kit.key("extract", unit.name),
-        **kit.asset_args(code_version),
+        **kit.asset_args(code_version, stage="extract", connections=entry_connections(unit.entry)),
         kinds={CONNECTOR_KINDS[entry.extract.type], "pandas"},
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"

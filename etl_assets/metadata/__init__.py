@@ -25,6 +25,7 @@ from etl_assets.metadata.collection import (
     SftpConnector,
 )
 from etl_assets.metadata.columns import Column, EmptyRule, ForeignKey, RangeRule
+from etl_assets.metadata.execution import Execution, Resources, StageResources
 from etl_assets.metadata.module import (
     Connection,
     DataModule,
@@ -50,6 +51,7 @@ __all__ = [
     "DataModule",
     "DataType",
     "EmptyRule",
+    "Execution",
     "FileConnector",
     "ForeignKey",
     "Generalization",
@@ -65,6 +67,7 @@ __all__ = [
     "PrivacyModel",
     "Pseudonymization",
     "RangeRule",
+    "Resources",
     "RestConnector",
     "Retry",
     "S3Connector",
@@ -73,6 +76,7 @@ __all__ = [
     "ScriptCollector",
     "SftpConnector",
     "Sink",
+    "StageResources",
     "Suppression",
     "Table",
     "Upload",

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from etl_assets.metadata.base import ENV_NAME, NAME_PATTERN, SEMVER, Name, _Model
 from etl_assets.metadata.collection import CollectionEntry, ScriptCollector
+from etl_assets.metadata.execution import Execution
 from etl_assets.metadata.tables import Table
 
 
@@ -193,6 +194,7 @@ class DataModule(_Model):
     )
     autoUpload: bool = False
     retry: Retry = Field(default_factory=Retry)
+    execution: Execution = Field(default_factory=Execution)
     license: str | None = None
     connections: list[Connection] = Field(default_factory=list)
     tables: list[Table] = Field(min_length=1)

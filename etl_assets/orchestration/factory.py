@@ -57,17 +57,18 @@ def entry_code_version(loaded: LoadedModule, entry: CollectionEntry) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_module(loaded: LoadedModule) -> ModuleDefinitions:
-    """Every asset, check and job of one validated module."""
+def build_module(loaded: LoadedModule, default_executor: str = "multiprocess") -> ModuleDefinitions:
+    """Every asset, check and job of one validated module; `default_executor` is the
+    deployment's executor for a module whose metadata names none."""
     with warnings.catch_warnings():
         # partitioned (blocking) asset checks are "preview" in Dagster 1.13; we rely on them so
         # that a check sees only its run's version
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return _build_module(loaded)
+        return _build_module(loaded, default_executor)
 
 
-def _build_module(loaded: LoadedModule) -> ModuleDefinitions:
-    kit = StageKit.for_module(loaded)
+def _build_module(loaded: LoadedModule, default_executor: str) -> ModuleDefinitions:
+    kit = StageKit.for_module(loaded, default_executor)
     out = ModuleDefinitions(loaded=loaded, partitions=kit.partitions)
     for unit in extraction_units(kit.model):
         out.assets.append(extract_asset(kit, unit, entry_code_version(loaded, unit.entry)))
@@ -89,10 +90,12 @@ def _build_module(loaded: LoadedModule) -> ModuleDefinitions:
     return out
 
 
-def build_isolated(loaded: LoadedModule) -> ModuleDefinitions | MetadataError:
+def build_isolated(
+    loaded: LoadedModule, default_executor: str = "multiprocess"
+) -> ModuleDefinitions | MetadataError:
     """`build_module`, with anything it raises turned into that module's error."""
     try:
-        return build_module(loaded)
+        return build_module(loaded, default_executor)
     except MetadataError as exc:
         return exc
     except Exception as exc:  # Dagster refusing a definition our validation let through

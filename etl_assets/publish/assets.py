@@ -8,6 +8,7 @@ from etl_assets import registry
 from etl_assets.anonymize.table import verify_outbox_privacy
 from etl_assets.asset_metadata import column_schema, table_metadata
 from etl_assets.errors import UploadError
+from etl_assets.execution import stage_connections
 from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
@@ -25,7 +26,9 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=kit.key("outbox", table.name),
-        **kit.asset_args(),
+        **kit.asset_args(
+            stage="outbox", connections=stage_connections(kit.model, "outbox", table.name)
+        ),
         ins={"anonymized": dg.AssetIn(key=kit.key("anonymize", table.name))},
         kinds={"parquet"},
         description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
@@ -100,6 +103,7 @@ def shrink_check(kit: StageKit, table: Table) -> dg.AssetChecksDefinition:
         name="no_unexpected_shrink",
         blocking=True,
         partitions_def=kit.partitions,
+        op_tags=kit.op_tags("outbox"),
         description=f"`{name}` does not become empty (unless upload.allowEmpty) nor lose more"
         f" than upload.shrinkLimit ({kit.model.upload.shrinkLimit:.0%}) of the current version's"
         " rows",
@@ -138,6 +142,7 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
         name="privacy_models_hold",
         blocking=True,
         partitions_def=kit.partitions,
+        op_tags=kit.op_tags("outbox"),
         description="the outbox data satisfies "
         + ", ".join(pm.type for pm in table.privacy.models),
     )
@@ -158,7 +163,9 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
 
 def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
     model = kit.model
-    args = kit.asset_args(retry=False)
+    args = kit.asset_args(
+        retry=False, stage="upload", connections=stage_connections(model, "upload")
+    )
     specs = [
         dg.AssetSpec(
             key=kit.key("upload", t.name),
@@ -177,6 +184,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         specs=specs,
         name=f"{kit.module}__upload",
         partitions_def=kit.partitions,
+        op_tags=args["op_tags"],
         can_subset=False,
         description=f"Publish a version of {kit.module}: every table in one transaction, then"
         " the version's Croissant metadata. Needs an approval unless the module sets autoUpload.",
