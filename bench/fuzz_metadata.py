@@ -21,6 +21,7 @@ The last line printed is one JSON object with the counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import multiprocessing as mp
@@ -37,6 +38,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import fresh_database  # noqa: E402
 
 EXAMPLES = ROOT / "datamodules"
 NAMES = ("clinic", "staff_survey")
@@ -238,8 +241,9 @@ def _load(case_dir: Path, name: str, home: Path) -> tuple[str, str]:
     return "rejected", str(error).splitlines()[0][-200:]
 
 
-def _run_prepare(case_dir: Path, name: str, home: Path) -> tuple[str, str]:
-    """Run the accepted mutant's prepare job; an exception that is not our Failure is a defect."""
+def _run_prepare(case_dir: Path, name: str, home: Path, postgres_url: str) -> tuple[str, str]:
+    """Run the accepted mutant's prepare job against a real PostgreSQL (the shrink check reads
+    the registry); an exception that is not our Failure is a defect."""
     import dagster as dg
 
     from etl_assets.definitions import load_catalog
@@ -248,10 +252,11 @@ def _run_prepare(case_dir: Path, name: str, home: Path) -> tuple[str, str]:
     from resources import OutboxResource, ParquetIOManager
     from resources.deployment import PrivacyResource, SecretsResource
     from resources.io_manager import IO_MANAGER_KEY
+    from resources.postgres import PostgresResource
 
     module = load_catalog(case_dir, only=name).module(name)
     resources = {
-        "postgres": dg.ResourceDefinition.none_resource(),
+        "postgres": PostgresResource(url=postgres_url),
         "outbox": OutboxResource(root=str(home / "outbox")),
         "secrets": SecretsResource(generate_missing_keys_in=str(home / "secrets")),
         "privacy": PrivacyResource(),
@@ -278,7 +283,7 @@ def _run_prepare(case_dir: Path, name: str, home: Path) -> tuple[str, str]:
     return "run_ok", ""
 
 
-def worker(conn: Any, want_runs: bool) -> None:
+def worker(conn: Any, postgres_url: str | None) -> None:
     import logging
     import warnings
 
@@ -292,22 +297,22 @@ def worker(conn: Any, want_runs: bool) -> None:
         home = case_dir.parent / f"{case_dir.name}_home"
         try:
             outcome = _load(case_dir, name, home)
-            if run and want_runs and outcome[0] == "accepted":
-                outcome = (*_run_prepare(case_dir, name, home), outcome)
+            if run and postgres_url and outcome[0] == "accepted":
+                outcome = (*_run_prepare(case_dir, name, home, postgres_url), outcome)
         except BaseException as exc:  # noqa: BLE001 - that is what we count
             outcome = ("traceback", f"{type(exc).__name__}: {str(exc)[:300]}")
         conn.send(outcome[:2] + ((outcome[2],) if len(outcome) > 2 else ()))
 
 
 class Worker:
-    def __init__(self, want_runs: bool):
-        self.want_runs = want_runs
+    def __init__(self, postgres_url: str | None):
+        self.postgres_url = postgres_url
         self.start()
 
     def start(self) -> None:
         ctx = mp.get_context("fork")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker, args=(child, self.want_runs), daemon=True)
+        self.proc = ctx.Process(target=worker, args=(child, self.postgres_url), daemon=True)
         self.proc.start()
 
     def run(self, job: tuple, timeout: float) -> tuple | None:
@@ -335,7 +340,9 @@ def main(argv: list[str] | None = None) -> dict:
     counts: Counter[str] = Counter()
     samples: dict[str, list[str]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="dm_fuzz_"))
-    work = Worker(want_runs=runs > 0)
+    stack = contextlib.ExitStack()
+    postgres_url = stack.enter_context(fresh_database()) if runs > 0 else None
+    work = Worker(postgres_url)
     started = time.perf_counter()
     runs_done = 0
     try:
@@ -360,6 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
         work.conn.send(None)
         work.proc.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
+        stack.close()
     seconds = time.perf_counter() - started
     for kind, lines in sorted(samples.items()):
         print(f"{kind}:")
