@@ -9,6 +9,7 @@ from etl_assets.asset_metadata import restricted_metadata
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.context import ExtractContext
 from etl_assets.extract.entry import extract_entry, outbox_durable
+from etl_assets.extract.sql.plan import range_label
 from etl_assets.extract.units import ExtractionUnit
 from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import PrivacyResource, SecretsResource
@@ -19,6 +20,7 @@ CONNECTOR_KINDS = {
     "file": "file",
     "script": "python",
     "postgres": "postgres",
+    "sql": "sql",
     "rest": "api",
     "sftp": "sftp",
     "kafka": "kafka",
@@ -33,6 +35,7 @@ def step_context(
     secrets: SecretsResource,
     storage: ParquetIOManager,
     shard: str | None = None,
+    partition: int | None = None,
 ) -> ExtractContext:
     """The connector's view of a step: module, version, secrets, log and step storage."""
     return ExtractContext(
@@ -43,12 +46,16 @@ def step_context(
         storage_root=Path(storage.base_dir),
         log=context.log,
         shard=shard,
+        partition=partition,
     )
 
 
 def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.AssetsDefinition:
     entry = unit.entry
     shard_note = f", shard {unit.shard}" if unit.shard else ""
+    partition = getattr(entry.extract, "partition", None)
+    if partition is not None and unit.partition is not None:
+        shard_note += f", {range_label(partition, unit.partition)}"
 
     @dg.asset(
         key=kit.key("extract", unit.name),
@@ -67,7 +74,9 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
     ) -> dg.Output[pd.DataFrame]:
         version = kit.version(context)
-        ctx = step_context(kit, context, version, secrets, dm_io_manager, unit.shard)
+        ctx = step_context(
+            kit, context, version, secrets, dm_io_manager, unit.shard, unit.partition
+        )
         where = f"{entry.table}/{entry.source}"
         with restricted_errors(outbox, kit, version, f"extract {unit.name}"):
             try:
@@ -94,6 +103,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,
                 **({"dm/shard": unit.shard} if unit.shard else {}),
+                **({"dm/partition": unit.partition} if unit.partition is not None else {}),
             },
         )
 
@@ -112,5 +122,5 @@ def mark_durable(
     """The outbox of `table` is durable: let its connectors commit (e.g. Kafka offsets)."""
     for unit in units:
         if unit.entry.table == table:
-            ctx = step_context(kit, context, version, secrets, storage, unit.shard)
+            ctx = step_context(kit, context, version, secrets, storage, unit.shard, unit.partition)
             outbox_durable(unit.entry, kit.loaded.folder, ctx)
