@@ -12,6 +12,7 @@ from etl_assets.extract.sql.messages import CONVERSION, reader_message, server_m
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import SqlPartition
 from etl_assets.metadata.loader import load_module
+from etl_assets.orchestration.factory import build_module
 from tests.helpers import CONTEXT, write_module
 
 
@@ -152,3 +153,12 @@ def test_changing_the_ranges_changes_the_code_version(tmp_path):
         extract = {"type": "sql", "connection": "crm", "query": "q", "partition": partition}
         hashes.add(load_module(write_module(tmp_path / f"{i}" / "m", _doc(extract))).hash)
     assert len(hashes) == 4
+
+
+def test_the_extract_assets_show_the_database_as_their_kind(tmp_path):
+    extract = {"type": "sql", "connection": "crm", "query": "q",
+               "partition": {"column": "id", "bounds": [10]}}  # fmt: skip
+    built = build_module(load_module(write_module(tmp_path / "m", _doc(extract))))
+    specs = [spec for asset in built.assets for spec in asset.specs]
+    kinds = {s.key.path[-1]: s.kinds for s in specs if s.key.path[1] == "extract"}
+    assert kinds == {"t__s__p0": {"mysql", "pandas"}, "t__s__p1": {"mysql", "pandas"}}

@@ -20,7 +20,7 @@ CONNECTOR_KINDS = {
     "file": "file",
     "script": "python",
     "postgres": "postgres",
-    "sql": "sql",
+    "sql": "sql",  # replaced by the connection's database (below)
     "rest": "api",
     "sftp": "sftp",
     "kafka": "kafka",
@@ -50,6 +50,19 @@ def step_context(
     )
 
 
+# a sql source's kind is its connection's database (Dagster shows their icons)
+SQL_KINDS = {"mysql": "mysql", "postgres": "postgres", "mssql": "sqlserver"}
+
+
+def connector_kind(kit: StageKit, unit: ExtractionUnit) -> str:
+    """The asset's kind: the connector's, or for a sql source the database it reads."""
+    extract = unit.entry.extract
+    if extract.type == "sql":
+        types = {c.name: c.type for c in kit.model.connections}
+        return SQL_KINDS.get(types.get(extract.connection, ""), "sql")
+    return CONNECTOR_KINDS[extract.type]
+
+
 def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.AssetsDefinition:
     entry = unit.entry
     shard_note = f", shard {unit.shard}" if unit.shard else ""
@@ -60,7 +73,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
     @dg.asset(
         key=kit.key("extract", unit.name),
         **kit.asset_args(code_version),
-        kinds={CONNECTOR_KINDS[entry.extract.type], "pandas"},
+        kinds={connector_kind(kit, unit), "pandas"},
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
         f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"
