@@ -137,13 +137,13 @@ def _mysql_connect(url: str, where: str) -> pymysql.connections.Connection:
     try:
         return with_retries(
             connect,
-            what=f"{where} at {host}:{port}",
+            what=f"the server at {host}:{port}",
             retries=3,
             backoff_seconds=0.5,
             retry_on=(_Unreachable,),
         )
     except ConnectionFailed as exc:
-        raise ExtractionError(str(exc), retryable=True) from None
+        raise ExtractionError(f"{where}: {scrub(str(exc), password)}", retryable=True) from None
 
 
 def _describe_mysql(url: str, probe: str, where: str) -> list[tuple[str, int]]:
