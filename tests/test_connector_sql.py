@@ -150,7 +150,7 @@ def test_shards_and_ranges_are_steps_published_to_postgres(sharded, resources, p
             " count(*) FILTER (WHERE active), max(seen_at)::text FROM dm_sqlmod.patients"
         ).fetchone()
         quarantined = conn.execute(
-            'SELECT rule, reason, "column" FROM dm_sqlmod._quarantine'
+            'SELECT rule, reason, "column" FROM dm_sqlmod__restricted.quarantine'
         ).fetchall()
     # the two zero dates (ids 4 and 34) are rejected by the type rule, not lost or shifted
     assert rows[:4] == (48, 48, 15, 17)
@@ -227,7 +227,7 @@ def test_a_value_connectorx_cannot_convert_is_not_shown(mysql_url, capfd):
         read_arrow(mysql_url, "SELECT tm FROM t", mysql.pre_execution, "MySQL connection 'x'")
     out, errout = capfd.readouterr()
     assert "838" not in str(err.value) and "838" not in out + errout
-    assert not err.value.retryable
+    assert not err.value.retryable and "838:59:59" in err.value.restricted_detail
 
 
 def test_postgres_through_the_sql_path_masks_values_in_server_errors(pg_url):
@@ -249,6 +249,8 @@ def test_postgres_through_the_sql_path_masks_values_in_server_errors(pg_url):
     with pytest.raises(ExtractionError) as err:
         read_query("postgres", pg, "SELECT CAST(name AS int) AS n FROM p", "PostgreSQL 'crm'")
     assert "Secretvalue" not in str(err.value) and "invalid input syntax" in str(err.value)
+    # the full text is for the restricted zone (the extract step writes it there)
+    assert "Secretvalue" in err.value.restricted_detail
     with pytest.raises(ExtractionError, match='syntax error at or near "FROMM"'):
         read_query("postgres", pg, "SELECT * FROMM p", "PostgreSQL 'crm'")
 
@@ -301,3 +303,32 @@ def test_a_refused_login_fails_at_once_without_the_password(mysql_url):
     with pytest.raises(ExtractionError, match="refused the login of user 'root'") as err:
         read_query("mysql", wrong, "SELECT 1", "MySQL/MariaDB connection 'crm'")
     assert not err.value.retryable and "hunter2-pw" not in str(err.value)
+
+
+def test_a_failing_step_keeps_the_value_out_of_the_event_log(
+    tmp_path, resources, pg_url, monkeypatch
+):
+    """A server error that quotes a value fails the run with the value masked in every event;
+    the full text is in the restricted zone of the outbox."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE p (patient_id int, name text)")
+        conn.execute("INSERT INTO p VALUES (1, 'Ann Secretvalue')")
+    monkeypatch.setenv("DM_TEST_SQL_PG", pg_url)
+    doc = _module("failmod")
+    doc["connections"] = [{"name": "his", "type": "postgres", "urlEnv": "DM_TEST_SQL_PG"}]
+    doc["tables"][0]["columns"] = doc["tables"][0]["columns"][:2]
+    doc["collection"][0]["extract"] = {
+        "type": "sql",
+        "connection": "his",
+        "query": "SELECT CAST(name AS int) AS patient_id, name FROM p",
+    }
+    folder = write_module(tmp_path / "failmod", doc)
+    result = run_version(folder, "1.0.0", resources, dg.DagsterInstance.ephemeral())
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = failures[0].event_specific_data.error.message
+    assert "PostgreSQL connection 'his': reading the result failed" in text
+    assert "kept in the restricted zone" in text
+    assert not any("Secretvalue" in str(e) for e in result.all_events)
+    kept = list((tmp_path / "outbox").rglob("*.stderr.txt"))
+    assert len(kept) == 1 and "Secretvalue" in kept[0].read_text()

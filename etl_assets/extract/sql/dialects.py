@@ -19,7 +19,7 @@ import pymysql
 from pymysql.constants import CR, ER, FIELD_TYPE
 
 from etl_assets.errors import ExtractionError
-from etl_assets.extract.sql.messages import scrub, server_message
+from etl_assets.extract.sql.messages import restricted_detail, scrub, server_message
 from resources.postgres import PostgresResource
 from resources.retry import ConnectionFailed, with_retries
 
@@ -157,8 +157,10 @@ def _describe_mysql(url: str, probe: str, where: str) -> list[tuple[str, int]]:
         conn.rollback()
     except pymysql.MySQLError as exc:
         code, text = (exc.args + ("", ""))[:2]
+        raw = f"ERROR {code}: {text}"
+        shown = server_message(raw, probe, database)
         raise ExtractionError(
-            f"{where}: the query failed: {server_message(f'ERROR {code}: {text}', probe, database)}"
+            f"{where}: the query failed: {shown}", restricted_detail=restricted_detail(raw, shown)
         ) from None
     finally:
         conn.close()
@@ -176,8 +178,11 @@ def _describe_postgres(url: str, probe: str, where: str) -> list[tuple[str, int]
                     cur.execute(probe)
                     return [(d.name, d.type_code) for d in cur.description or ()]
             except psycopg.Error as exc:
-                message = server_message(str(exc), probe, database)
-                raise ExtractionError(f"{where}: the query failed: {message}") from None
+                shown = server_message(str(exc), probe, database)
+                raise ExtractionError(
+                    f"{where}: the query failed: {shown}",
+                    restricted_detail=restricted_detail(str(exc), shown, password),
+                ) from None
     except psycopg.OperationalError as exc:  # connecting failed after the resource's retries
         text = scrub(str(exc).strip().splitlines()[0], password)
         refused = "authentication" in text or "does not exist" in text or "pg_hba" in text

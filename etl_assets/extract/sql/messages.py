@@ -4,7 +4,8 @@ Server and driver messages quote values ("invalid input syntax for type integer:
 "Incorrect string value: '\\xF0...'"), and connectorx's panics print the value it could not
 convert. A message is cut to its first line, and every quoted part that is not text of the
 statement we sent (or the database's name) is replaced by `'…'`: what is left came from the
-metadata, never from the data.
+metadata, never from the data. When something was hidden, the full text (secrets scrubbed) is
+the error's `restricted_detail`, which the extract step keeps in the restricted zone.
 """
 
 from __future__ import annotations
@@ -75,3 +76,10 @@ def scrub(text: str, *secrets: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def restricted_detail(raw: str, shown: str, *secrets: str) -> str | None:
+    """The full text for the restricted zone when `shown` hid part of it, else None."""
+    if "…" in shown or shown == CONVERSION:
+        return scrub(raw, *secrets)
+    return None

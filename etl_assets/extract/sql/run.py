@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from etl_assets.errors import ExtractionError
-from etl_assets.extract.sql.messages import reader_message, scrub
+from etl_assets.extract.sql.messages import reader_message, restricted_detail, scrub
 
 READER = Path(__file__).with_name("reader.py")
 BATCH_ROWS = 65_536
@@ -64,8 +64,12 @@ def read_arrow(
                 retryable=True,
             )
         if "error" in answer:
-            text = reader_message(answer["error"], answer.get("message", ""), statement, database)
-            raise ExtractionError(f"{where}: reading the result failed: {scrub(text, *secrets)}")
+            raw = answer.get("message", "")
+            text = scrub(reader_message(answer["error"], raw, statement, database), *secrets)
+            raise ExtractionError(
+                f"{where}: reading the result failed: {text}",
+                restricted_detail=restricted_detail(raw, text, *secrets),
+            )
         with pa.memory_map(str(out)) as source:
             table = pa.ipc.open_file(source).read_all()
     return readable(table)
