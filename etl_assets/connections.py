@@ -11,7 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+
+import psycopg
 
 from etl_assets.errors import ExtractionError
 from etl_assets.metadata import DataModule
@@ -106,16 +108,21 @@ def resolve_connection(module: DataModule, name: str, lookup: Lookup) -> Resolve
 
 
 def connection_or_default(
-    module: DataModule, name: str | None, kind: str, lookup: Lookup
+    module: DataModule, name: str | None, kind: str | tuple[str, ...], lookup: Lookup
 ) -> ResolvedConnection:
-    """The named connection, or the deployment default for `kind` from `DM_*` variables."""
+    """The named connection, or the deployment default for `kind` from `DM_*` variables;
+    `kind` may list several types (a sql source reads mysql, postgres or mssql connections)."""
     if name is not None:
         resolved = resolve_connection(module, name, lookup)
-        if resolved.type != kind:
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if resolved.type not in kinds:
             raise ConnectionError_(
-                f"connection {name!r} is of type {resolved.type!r}, but a {kind} connector uses it"
+                f"connection {name!r} is of type {resolved.type!r}, but a"
+                f" {' or '.join(kinds)} connector uses it"
             )
         return resolved
+    if not isinstance(kind, str):
+        raise ConnectionError_(f"a {' or '.join(kind)} connector needs a named connection")
     var = DEFAULT_URL_ENV.get(kind)
     url = lookup(var) if var else None
     settings: dict[str, Any] = {}
@@ -156,3 +163,49 @@ def postgres_url(conn: ResolvedConnection) -> str:
     port = f":{s['port']}" if s.get("port") else ""
     query = f"?sslmode={s['sslmode']}" if s.get("sslmode") else ""
     return f"postgresql://{auth}@{s['host']}{port}/{quote(str(s.get('dbname', 'postgres')))}{query}"
+
+
+# connectorx URL scheme and default port per SQL connection type
+SQL_SCHEMES = {"postgres": ("postgresql", 5432), "mysql": ("mysql", 3306), "mssql": ("mssql", 1433)}
+
+
+def sql_url(conn: ResolvedConnection) -> str:
+    """A connectorx URL (`mysql://`, `postgresql://`, `mssql://`) from `url`, or from host, port,
+    dbname, user and the secret password (a libpq key=value string becomes a URL)."""
+    scheme, port = SQL_SCHEMES[conn.type]
+    if conn.type == "postgres":
+        url = postgres_url(conn)
+        return url if re.match(r"^postgres(ql)?://", url) else _libpq_to_url(url, conn.name)
+    if conn.url:
+        if not conn.url.startswith(f"{scheme}://"):
+            raise ConnectionError_(
+                f"connection {conn.name!r} ({conn.type}): its URL must start with {scheme}://"
+            )
+        return conn.url
+    s = conn.settings
+    host, user = conn.require("host"), conn.require("user")
+    auth = quote(str(user), safe="")
+    if s.get("password"):
+        auth += ":" + quote(str(s["password"]), safe="")
+    db = quote(str(s["dbname"]), safe="") if s.get("dbname") else ""
+    return f"{scheme}://{auth}@{host}:{s.get('port') or port}/{db}"
+
+
+def _libpq_to_url(conninfo: str, name: str) -> str:
+    """`host=... dbname=...` as a postgresql:// URL (connectorx takes URLs only)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        raise ConnectionError_(
+            f"connection {name!r} (postgres): its URL is neither a postgresql:// URL nor a libpq"
+            " key=value string"
+        ) from None
+    auth = quote(str(params.pop("user", "postgres")), safe="")
+    password = params.pop("password", None)
+    if password:
+        auth += ":" + quote(str(password), safe="")
+    host = params.pop("host", "127.0.0.1")
+    port = params.pop("port", 5432)
+    db = quote(str(params.pop("dbname", "postgres")), safe="")
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"postgresql://{auth}@{host}:{port}/{db}" + (f"?{query}" if query else "")

@@ -1,5 +1,5 @@
-"""Real servers on loopback for connector tests: PostgreSQL, a Kafka broker (tansu), S3 (moto),
-SFTP (paramiko) and HTTP. Each fixture skips with the reason when its server cannot start."""
+"""Real servers on loopback for connector tests: PostgreSQL, MariaDB, a Kafka broker (tansu), S3
+(moto), SFTP (paramiko) and HTTP. Each fixture skips with the reason when its server cannot start."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+import pymysql
 import pytest
 
 
@@ -50,6 +52,65 @@ def pg_shards(pg_server_url: str) -> Iterator[list[str]]:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             for n in names:
                 conn.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
+
+
+# --- MariaDB / MySQL (the machine's, started by .ci/run) ------------------------------------
+
+
+MACHINE_MYSQL = os.environ.get("DM_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:
+    """A PyMySQL connection (autocommit, utf8mb4) to the server and database of a mysql:// URL."""
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=database if database is not None else (parts.path.lstrip("/") or None),
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+@pytest.fixture(scope="session")
+def mysql_server_url() -> str:
+    """The machine's MariaDB/MySQL (`DM_TEST_MYSQL_URL`); skips when it does not answer."""
+    try:
+        mysql_connect(MACHINE_MYSQL).close()
+    except pymysql.MySQLError as exc:
+        pytest.skip(f"no MariaDB/MySQL at {MACHINE_MYSQL} (.ci/run starts mariadbd): {exc}")
+    return MACHINE_MYSQL
+
+
+@contextlib.contextmanager
+def _mysql_databases(server: str, count: int) -> Iterator[list[str]]:
+    names = [f"dmtest_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    with mysql_connect(server) as conn, conn.cursor() as cur:
+        for name in names:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield [urlsplit(server)._replace(path=f"/{n}").geturl() for n in names]
+    finally:
+        with mysql_connect(server) as conn, conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def mysql_url(mysql_server_url: str) -> Iterator[str]:
+    """A fresh MariaDB database per test (a mysql:// URL), dropped afterwards."""
+    with _mysql_databases(mysql_server_url, 1) as urls:
+        yield urls[0]
+
+
+@pytest.fixture
+def mysql_shards(mysql_server_url: str) -> Iterator[list[str]]:
+    """Two fresh MariaDB databases (shards of one logical database), dropped afterwards."""
+    with _mysql_databases(mysql_server_url, 2) as urls:
+        yield urls
 
 
 # --- Kafka (tansu) -----------------------------------------------------------------------------

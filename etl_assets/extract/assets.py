@@ -10,6 +10,7 @@ from etl_assets.errors import ExtractionError
 from etl_assets.execution import entry_connections
 from etl_assets.extract.context import ExtractContext
 from etl_assets.extract.entry import extract_entry, outbox_durable
+from etl_assets.extract.sql.plan import range_label
 from etl_assets.extract.units import ExtractionUnit
 from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import PrivacyResource, SecretsResource
@@ -20,6 +21,7 @@ CONNECTOR_KINDS = {
     "file": "file",
     "script": "python",
     "postgres": "postgres",
+    "sql": "sql",  # replaced by the connection's database (below)
     "rest": "api",
     "sftp": "sftp",
     "kafka": "kafka",
@@ -34,6 +36,7 @@ def step_context(
     secrets: SecretsResource,
     storage: ParquetIOManager,
     shard: str | None = None,
+    partition: int | None = None,
 ) -> ExtractContext:
     """The connector's view of a step: module, version, secrets, log and step storage."""
     return ExtractContext(
@@ -44,17 +47,34 @@ def step_context(
         storage_root=Path(storage.base_dir),
         log=context.log,
         shard=shard,
+        partition=partition,
     )
+
+
+# a sql source's kind is its connection's database (Dagster shows their icons)
+SQL_KINDS = {"mysql": "mysql", "postgres": "postgres", "mssql": "sqlserver"}
+
+
+def connector_kind(kit: StageKit, unit: ExtractionUnit) -> str:
+    """The asset's kind: the connector's, or for a sql source the database it reads."""
+    extract = unit.entry.extract
+    if extract.type == "sql":
+        types = {c.name: c.type for c in kit.model.connections}
+        return SQL_KINDS.get(types.get(extract.connection, ""), "sql")
+    return CONNECTOR_KINDS[extract.type]
 
 
 def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.AssetsDefinition:
     entry = unit.entry
     shard_note = f", shard {unit.shard}" if unit.shard else ""
+    partition = getattr(entry.extract, "partition", None)
+    if partition is not None and unit.partition is not None:
+        shard_note += f", {range_label(partition, unit.partition)}"
 
     @dg.asset(
         key=kit.key("extract", unit.name),
         **kit.asset_args(code_version, stage="extract", connections=entry_connections(unit.entry)),
-        kinds={CONNECTOR_KINDS[entry.extract.type], "pandas"},
+        kinds={connector_kind(kit, unit), "pandas"},
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
         f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"
@@ -68,7 +88,9 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
     ) -> dg.Output[pd.DataFrame]:
         version = kit.version(context)
-        ctx = step_context(kit, context, version, secrets, dm_io_manager, unit.shard)
+        ctx = step_context(
+            kit, context, version, secrets, dm_io_manager, unit.shard, unit.partition
+        )
         where = f"{entry.table}/{entry.source}"
         with restricted_errors(outbox, kit, version, f"extract {unit.name}"):
             try:
@@ -95,6 +117,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,
                 **({"dm/shard": unit.shard} if unit.shard else {}),
+                **({"dm/partition": unit.partition} if unit.partition is not None else {}),
             },
         )
 
@@ -113,5 +136,5 @@ def mark_durable(
     """The outbox of `table` is durable: let its connectors commit (e.g. Kafka offsets)."""
     for unit in units:
         if unit.entry.table == table:
-            ctx = step_context(kit, context, version, secrets, storage, unit.shard)
+            ctx = step_context(kit, context, version, secrets, storage, unit.shard, unit.partition)
             outbox_durable(unit.entry, kit.loaded.folder, ctx)

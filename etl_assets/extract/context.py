@@ -26,8 +26,9 @@ class ExtractContext:
     storage_root: Path | None = None
     log: Any = field(default_factory=lambda: logging.getLogger("datamodule_etl.extract"))
     shard: str | None = None
+    partition: int | None = None  # the range of a partitioned sql source (0-based)
 
-    def connection(self, name: str | None, kind: str) -> ResolvedConnection:
+    def connection(self, name: str | None, kind: str | tuple[str, ...]) -> ResolvedConnection:
         """The named connection (or the deployment's default for `kind`), secrets resolved."""
         if self.module is None:
             raise RuntimeError("connections need the module: build ExtractContext(module=...)")

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from etl_assets.errors import ExtractionError
-from etl_assets.extract import files, kafka, postgres, rest, s3, script, sftp
+from etl_assets.extract import files, kafka, postgres, rest, s3, script, sftp, sql
 from etl_assets.extract.context import ExtractContext
 from etl_assets.metadata import CollectionEntry
 from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN
@@ -20,6 +20,7 @@ EXTRACTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "file": files.extract_file_entry,
     "script": script.extract_script_entry,
     "postgres": postgres.extract_postgres,
+    "sql": sql.extract_sql,
     "rest": rest.extract_rest,
     "sftp": sftp.extract_sftp,
     "kafka": kafka.extract_kafka,

@@ -23,6 +23,8 @@ from etl_assets.metadata.collection import (
     S3Connector,
     ScriptCollector,
     SftpConnector,
+    SqlConnector,
+    SqlPartition,
 )
 from etl_assets.metadata.columns import Column, EmptyRule, ForeignKey, RangeRule
 from etl_assets.metadata.execution import Execution, Resources, StageResources
@@ -75,6 +77,8 @@ __all__ = [
     "Schedule",
     "ScriptCollector",
     "SftpConnector",
+    "SqlConnector",
+    "SqlPartition",
     "Sink",
     "StageResources",
     "Suppression",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import codecs
+import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -68,6 +70,82 @@ class PostgresConnector(_Model):
         return self
 
 
+# a column of the query's result: an SQL identifier, quoted by the connector
+SQL_COLUMN = r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$"
+ISO_BOUND = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$")
+SQL_CONNECTION_TYPES = ("mysql", "postgres", "mssql")
+
+
+class SqlPartition(_Model):
+    """One query split into ranges of a column, each range its own extraction step."""
+
+    column: str = Field(pattern=SQL_COLUMN, description="a column of the query's result")
+    bounds: list[int | float | str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="ascending split points: n bounds give n + 1 ranges (numbers or ISO dates)",
+    )
+    count: int | None = Field(default=None, ge=2, le=64, description="equal ranges of min..max")
+    min: int | None = Field(default=None, description="with count: the expected smallest value")
+    max: int | None = Field(default=None, description="with count: the expected largest value")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SqlPartition:
+        if (self.bounds is None) == (self.count is None):
+            raise ValueError("a partition needs exactly one of bounds or count (with min and max)")
+        if self.count is not None:
+            if self.min is None or self.max is None:
+                raise ValueError("a partition by count needs min and max (integers)")
+            if self.max - self.min + 1 < self.count:
+                raise ValueError(f"min..max holds fewer than count={self.count} values")
+        elif self.min is not None or self.max is not None:
+            raise ValueError("min and max go with count; with bounds, leave them out")
+        else:
+            self._check_bounds(self.bounds or [])
+        return self
+
+    @staticmethod
+    def _check_bounds(bounds: list[int | float | str]) -> None:
+        texts = [b for b in bounds if isinstance(b, str)]
+        if texts and len(texts) != len(bounds):
+            raise ValueError("bounds are all numbers or all ISO dates, not a mix")
+        for b in texts:
+            if not ISO_BOUND.match(b):
+                raise ValueError(f"bound {b!r} is not an ISO date or datetime (2024-01-31)")
+        keys = [dt.datetime.fromisoformat(b) if isinstance(b, str) else b for b in bounds]
+        if any(a >= b for a, b in zip(keys, keys[1:], strict=False)):
+            raise ValueError("bounds must be strictly ascending")
+
+    def split_points(self) -> list[int | float | str]:
+        """The n - 1 points between n ranges (`bounds`, or evenly spaced over min..max)."""
+        if self.bounds is not None:
+            return list(self.bounds)
+        lo, span, n = self.min or 0, (self.max or 0) - (self.min or 0) + 1, self.count or 1
+        return [lo + span * i // n for i in range(1, n)]
+
+    def range_count(self) -> int:
+        """How many ranges, and so extraction steps, the partition makes."""
+        return len(self.split_points()) + 1
+
+
+class SqlConnector(_Model):
+    """A query against a MySQL/MariaDB, PostgreSQL or SQL Server connection (or each of several
+    shards), read into Arrow by connectorx; `partition` splits it into parallel steps."""
+
+    type: Literal["sql"] = "sql"
+    connection: Name | None = None
+    shards: list[Name] | None = Field(default=None, min_length=1)
+    query: str = Field(min_length=1)
+    partition: SqlPartition | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SqlConnector:
+        if (self.connection is None) == (self.shards is None):
+            raise ValueError("a sql source needs exactly one of connection or shards")
+        return self
+
+
 class RestConnector(_Model):
     """A JSON REST API, with auth from a named connection and pagination."""
 
@@ -121,6 +199,7 @@ Connector = Annotated[
     FileConnector
     | ScriptCollector
     | PostgresConnector
+    | SqlConnector
     | RestConnector
     | SftpConnector
     | KafkaConnector

@@ -65,7 +65,7 @@ def display_path(path: Path) -> str:
 
 
 _TAGS = {
-    "file", "script", "postgres", "rest", "sftp", "kafka", "s3", "generalize", "suppress",
+    "file", "script", "postgres", "sql", "rest", "sftp", "kafka", "s3", "generalize", "suppress",
     "permute", "perturb", "pseudonymize", "anatomize",
 }  # fmt: skip
 _TYPE_NAMES = {"int", "float", "str", "bool", "date", "datetime", "none", "list", "dict"}

@@ -130,14 +130,20 @@ class Retry(_Model):
 
 SECRET_OPTION = re.compile(r"(?i)(password|passwd|secret|token|private_key|api_key|apikey)")
 # what a connection of each type needs to reach its server when urlEnv does not give it
-REACH = {"postgres": ("host",), "sftp": ("host", "username"), "kafka": ("bootstrap_servers",)}
+REACH = {
+    "postgres": ("host",),
+    "mysql": ("host", "user"),
+    "mssql": ("host", "user"),
+    "sftp": ("host", "username"),
+    "kafka": ("bootstrap_servers",),
+}
 
 
 class Connection(_Model):
     """A named external system. Secrets are read from environment variables, never stored here."""
 
     name: Name
-    type: Literal["postgres", "rest", "sftp", "kafka", "s3"]
+    type: Literal["postgres", "mysql", "mssql", "rest", "sftp", "kafka", "s3"]
     urlEnv: str | None = Field(default=None, pattern=ENV_NAME)
     options: dict[str, Any] = Field(
         default_factory=dict, description="non-secret settings (host, port, bucket, ...)"

@@ -10,7 +10,13 @@ from pathlib import Path
 from etl_assets.errors import Problem
 from etl_assets.metadata.anonymization import Generalization, Perturbation, Pseudonymization
 from etl_assets.metadata.base import literal_fits
-from etl_assets.metadata.collection import FileConnector, PostgresConnector, ScriptCollector
+from etl_assets.metadata.collection import (
+    SQL_CONNECTION_TYPES,
+    FileConnector,
+    PostgresConnector,
+    ScriptCollector,
+    SqlConnector,
+)
 from etl_assets.metadata.columns import Column
 from etl_assets.metadata.module import DataModule
 from etl_assets.metadata.tables import Table
@@ -218,7 +224,9 @@ def _privacy(table: Table, where: str) -> list[Problem]:
     return problems
 
 
-CONNECTION_TYPES = {"postgres", "rest", "sftp", "kafka", "s3"}
+CONNECTION_TYPES = {"postgres", "mysql", "mssql", "rest", "sftp", "kafka", "s3"}
+# connector type -> the connection types it can use (default: its own type)
+SOURCE_CONNECTIONS = {"sql": SQL_CONNECTION_TYPES}
 
 
 def _collection(module: DataModule, folder: Path | None) -> list[Problem]:
@@ -243,14 +251,20 @@ def _collection(module: DataModule, folder: Path | None) -> list[Problem]:
             )
         sources.add((entry.table, entry.source))
         ext = entry.extract
-        if isinstance(ext, PostgresConnector) and ext.shards:
+        if isinstance(ext, PostgresConnector | SqlConnector) and ext.shards:
             names = [(f"{where}.extract.shards[{i}]", s) for i, s in enumerate(ext.shards)]
+            problems += [
+                Problem(path, f"shard {name!r} is listed twice")
+                for i, (path, name) in enumerate(names)
+                if name in ext.shards[:i]
+            ]
         elif getattr(ext, "connection", None):
             names = [(f"{where}.extract.connection", ext.connection)]
         else:
             names = []
+        kinds = SOURCE_CONNECTIONS.get(ext.type, (ext.type,))
         for path, name in names:
-            problems += _connection_ref(module, path, name, ext.type)
+            problems += _connection_ref(module, path, name, kinds)
         if isinstance(ext, ScriptCollector) and folder is not None:
             problems += _script_exists(ext, folder, f"{where}.extract.path")
         if isinstance(ext, FileConnector) and folder is not None:
@@ -258,13 +272,19 @@ def _collection(module: DataModule, folder: Path | None) -> list[Problem]:
     return problems
 
 
-def _connection_ref(module: DataModule, path: str, name: str, kind: str) -> list[Problem]:
+def _connection_ref(
+    module: DataModule, path: str, name: str, kinds: str | tuple[str, ...]
+) -> list[Problem]:
     connections = {c.name: c for c in module.connections}
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
     if name not in connections:
         declared = ", ".join(connections) or "none declared"
         return [Problem(path, f"unknown connection {name!r} ({declared})")]
-    if connections[name].type != kind:
-        return [Problem(path, f"connection {name!r} is {connections[name].type}, expected {kind}")]
+    if connections[name].type not in kinds:
+        expected = " or ".join(kinds)
+        return [
+            Problem(path, f"connection {name!r} is {connections[name].type}, expected {expected}")
+        ]
     return []
 
 

@@ -203,7 +203,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 outbox=outbox,
                 postgres=postgres,
                 secrets=secrets,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 log=context.log,
             )
         except UploadError as exc:
