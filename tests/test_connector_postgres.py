@@ -178,3 +178,20 @@ def test_missing_secret_names_connection_and_variable_not_value(tmp_path, monkey
     a = resolve_connection(loaded.model, "shard_a", SecretsResource().get)
     b = resolve_connection(loaded.model, "shard_b", SecretsResource().get)
     assert "hunter2" not in repr(a) and "hunter3" not in repr(b) and "***" in repr(b)
+
+
+def test_a_cast_failing_mid_copy_names_the_error_not_the_value(pg_url):
+    from etl_assets.errors import ExtractionError
+    from etl_assets.extract.postgres import query_to_arrow
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS dm_cast_src")
+        conn.execute("CREATE TABLE dm_cast_src (v text)")
+        conn.execute("INSERT INTO dm_cast_src VALUES ('1'), ('Annabel Quist')")
+        with pytest.raises(ExtractionError) as info:
+            query_to_arrow(conn, "SELECT v::integer AS v FROM dm_cast_src", "connection 'src'")
+        conn.execute("DROP TABLE dm_cast_src")
+    shown = str(info.value)
+    assert shown.startswith("connection 'src': the query failed:") and "integer" in shown
+    assert "Annabel" not in shown
+    assert "Annabel" in (info.value.restricted_detail or "")

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from etl_assets.connections import postgres_url
 from etl_assets.errors import ExtractionError
+from etl_assets.extract.sql.messages import restricted_detail, server_message
 from etl_assets.metadata import CollectionEntry, PostgresConnector
 from resources.postgres import PostgresResource
 
@@ -34,14 +35,28 @@ ARROW_TYPES = {
 }
 
 
+def _failed(where: str, exc: psycopg.Error, body: str) -> ExtractionError:
+    """The server's error with every quoted value that is not from the query masked (a cast
+    that fails mid-COPY quotes the row's value); the full text goes to the restricted zone."""
+    raw = str(exc).strip()
+    shown = server_message(raw, body)
+    return ExtractionError(
+        f"{where}: the query failed: {shown}", restricted_detail=restricted_detail(raw, shown)
+    )
+
+
 def query_to_arrow(conn: psycopg.Connection, query: str, where: str) -> pa.Table:
     """Run `query` and return its rows as an Arrow table (vectorized CSV COPY)."""
     body = query.strip().rstrip(";")
+    try:
+        return _query_to_arrow(conn, body, where)
+    except psycopg.Error as exc:
+        raise _failed(where, exc, body) from None
+
+
+def _query_to_arrow(conn: psycopg.Connection, body: str, where: str) -> pa.Table:
     with conn.cursor() as cur:
-        try:
-            cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(sql.SQL(body)))
-        except psycopg.Error as exc:
-            raise ExtractionError(f"{where}: the query failed: {exc}".strip()) from None
+        cur.execute(sql.SQL("SELECT * FROM ({}) AS q LIMIT 0").format(sql.SQL(body)))
         names = [d.name for d in cur.description]
         types = {d.name: ARROW_TYPES.get(d.type_code, pa.string()) for d in cur.description}
         if len(set(names)) != len(names):
