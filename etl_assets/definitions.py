@@ -106,7 +106,7 @@ def _collision(module: BuiltModule, taken: dict[str, str]) -> MetadataError | No
 
 
 def load_catalog(
-    modules_dir: Path | str, only: str | None = None, default_executor: str = "multiprocess"
+    modules_dir: Path | str, only: str | None = None, default_executor: str = "auto"
 ) -> Catalog:
     """Load, validate and build every module under `modules_dir` (or just the one named
     `only`), each in isolation; `default_executor` is the deployment's (`DM_EXECUTOR`)."""

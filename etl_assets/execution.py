@@ -1,12 +1,15 @@
 """How a module's runs execute: the one place that chooses the executor of its jobs, the tags the
 run queue limits, and the Kubernetes pod settings of its run and of each step.
 
-- **Executor.** The module's `execution.executor`, else the deployment's (`DM_EXECUTOR`):
-  `in_process` (every step in the run's process: no start-up cost per step, for small modules),
-  `multiprocess` (a process per step, `maxConcurrent` at once) or `k8s` (dagster-k8s's
-  `k8s_job_executor`: a Kubernetes Job per step, so each shard's extraction and each table's
-  stages get their own pod). `k8s` needs a deployment on Kubernetes (`DM_EXECUTOR=k8s`);
-  elsewhere it runs as `multiprocess` with the same `maxConcurrent`.
+- **Executor.** The module's `execution.executor`, else the deployment's (`DM_EXECUTOR`,
+  default `auto`): `in_process` (every step in the run's process: no start-up cost per step),
+  `multiprocess` (a process per step, `maxConcurrent` at once, forked from a server that has
+  the code location imported already) or `k8s` (dagster-k8s's `k8s_job_executor`: a Kubernetes
+  Job per step, so each shard's extraction and each table's stages get their own pod). `auto`
+  is `in_process` unless the module has steps worth running side by side (a sharded or
+  range-partitioned source) or asks for `maxConcurrent`, then `multiprocess`. `k8s` needs a
+  deployment on Kubernetes (`DM_EXECUTOR=k8s`); elsewhere it runs as `multiprocess` with the
+  same `maxConcurrent`.
 - **Run queue.** Every run of a module's job carries `dm/module=<module>` and one
   `dm-connection/<name>=<type>` tag per named connection its steps talk to; the queued run
   coordinator's `tag_concurrency_limits` (deploy/) cap runs per module and per connection.
@@ -40,12 +43,29 @@ MEBIBYTE = 1024 * 1024
 # --- the executor -------------------------------------------------------------------------------
 
 
-def executor_name(execution: Execution, deployment_default: str) -> str:
-    """`in_process`, `multiprocess` or `k8s`: what runs this module's steps in this deployment."""
+def has_parallel_steps(model: DataModule) -> bool:
+    """Whether some source is read by several steps that can run side by side (shards or
+    ranges): what makes a process per step pay for its start-up."""
+    return any(
+        getattr(e.extract, "shards", None) or getattr(e.extract, "partition", None)
+        for e in model.collection
+    )
+
+
+def executor_name(execution: Execution, deployment_default: str, parallel: bool = False) -> str:
+    """`in_process`, `multiprocess` or `k8s`: what runs this module's steps in this deployment;
+    `parallel` says whether the module has steps worth running side by side (for `auto`)."""
     chosen = execution.executor or deployment_default
+    if chosen == "auto":
+        wants_parallel = parallel or execution.maxConcurrent is not None
+        return "multiprocess" if wants_parallel else "in_process"
     if chosen == "k8s" and deployment_default != "k8s":
         return "multiprocess"  # not on Kubernetes: the same per-step parallelism, in processes
     return chosen
+
+
+def module_executor_name(model: DataModule, deployment_default: str) -> str:
+    return executor_name(model.execution, deployment_default, has_parallel_steps(model))
 
 
 def max_concurrent(execution: Execution) -> int:
@@ -57,15 +77,26 @@ def executor_config(execution: Execution) -> dict:
     return {"max_concurrent": max_concurrent(execution)}
 
 
-def executor_for(execution: Execution, deployment_default: str) -> dg.ExecutorDefinition:
+# A step process forks from a server that imported the code location once (a fresh interpreter
+# per step spends seconds importing Dagster, pandas and pyarrow before any work)
+PRELOAD_MODULES = ["etl_assets.definitions"]
+
+
+def multiprocess_config(execution: Execution) -> dict:
+    return {
+        **executor_config(execution),
+        "start_method": {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}},
+    }
+
+
+def executor_for(model: DataModule, deployment_default: str) -> dg.ExecutorDefinition:
     """The executor definition of the module's jobs."""
-    name = executor_name(execution, deployment_default)
+    name = module_executor_name(model, deployment_default)
     if name == "in_process":
         return dg.in_process_executor
-    config = executor_config(execution)
     if name == "k8s":
-        return k8s_job_executor.configured(config)
-    return dg.multiprocess_executor.configured(config)
+        return k8s_job_executor.configured(executor_config(model.execution))
+    return dg.multiprocess_executor.configured(multiprocess_config(model.execution))
 
 
 # --- connections and the run queue --------------------------------------------------------------
@@ -161,7 +192,7 @@ def k8s_config(labels: dict[str, str], resources: Resources | None) -> dict[str,
 def run_tags(model: DataModule, stages: Iterable[str], deployment_default: str) -> dict:
     """The tags of every run of a job over `stages`: module, connections, the run pod's config."""
     stages = list(stages)
-    executor = executor_name(model.execution, deployment_default)
+    executor = module_executor_name(model, deployment_default)
     names = [n for stage in stages for n in stage_connections(model, stage)]
     return {
         MODULE_TAG: model.name,

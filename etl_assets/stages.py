@@ -57,10 +57,10 @@ class StageKit:
     retry: dg.RetryPolicy | None = None
     tags: dict[str, str] = field(default_factory=dict)
     # the deployment's executor for modules that do not choose one (DM_EXECUTOR)
-    default_executor: str = "multiprocess"
+    default_executor: str = "auto"
 
     @classmethod
-    def for_module(cls, loaded: LoadedModule, default_executor: str = "multiprocess") -> StageKit:
+    def for_module(cls, loaded: LoadedModule, default_executor: str = "auto") -> StageKit:
         return cls(
             loaded=loaded,
             partitions=dg.DynamicPartitionsDefinition(name=partitions_def_name(loaded.name)),

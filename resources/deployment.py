@@ -35,7 +35,7 @@ from resources.postgres import PostgresResource
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("local", "prod")
 # what runs a module's steps when its metadata does not say (see etl_assets/execution.py)
-EXECUTORS = ("in_process", "multiprocess", "k8s")
+EXECUTORS = ("auto", "in_process", "multiprocess", "k8s")
 
 
 class DeploymentError(RuntimeError):
@@ -56,7 +56,7 @@ class Deployment:
     consumer_role: str = "dm_consumer"
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
-    executor: str = "multiprocess"
+    executor: str = "auto"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -64,7 +64,7 @@ class Deployment:
         kind = env.get("DM_DEPLOYMENT", "local") or "local"
         if kind not in KINDS:
             raise DeploymentError(f"DM_DEPLOYMENT={kind!r}: expected one of {', '.join(KINDS)}")
-        executor = env.get("DM_EXECUTOR", "multiprocess") or "multiprocess"
+        executor = env.get("DM_EXECUTOR", "auto") or "auto"
         if executor not in EXECUTORS:
             raise DeploymentError(
                 f"DM_EXECUTOR={executor!r}: expected one of {', '.join(EXECUTORS)}"

@@ -68,8 +68,11 @@ def test_executor_choice():
     # k8s needs Kubernetes: elsewhere the same per-step parallelism in processes
     assert chosen("k8s", "multiprocess") == "multiprocess"
     assert chosen("k8s", "in_process") == "multiprocess"
-    assert ex.executor_for(Execution(executor="k8s"), "k8s").name == "k8s"
-    assert ex.executor_for(Execution(), "in_process").name == "in_process"
+    # auto: one process unless some steps can run side by side or maxConcurrent is asked for
+    assert chosen(None, "auto") == "in_process"
+    assert chosen("auto", "k8s") == "in_process"
+    assert ex.executor_name(Execution(), "auto", parallel=True) == "multiprocess"
+    assert ex.executor_name(Execution(maxConcurrent=3), "auto") == "multiprocess"
     assert ex.executor_config(Execution(maxConcurrent=7)) == {"max_concurrent": 7}
     assert ex.executor_config(Execution()) == {"max_concurrent": ex.DEFAULT_MAX_CONCURRENT}
 
@@ -77,7 +80,7 @@ def test_executor_choice():
 def test_deployment_default_executor():
     assert EXECUTORS == deployment_module.EXECUTORS
     env = {"DM_DEPLOYMENT": "local"}
-    assert Deployment.from_environ(env).executor == "multiprocess"
+    assert Deployment.from_environ(env).executor == "auto"
     assert Deployment.from_environ({**env, "DM_EXECUTOR": "k8s"}).executor == "k8s"
     with pytest.raises(DeploymentError, match="DM_EXECUTOR='pods'"):
         Deployment.from_environ({**env, "DM_EXECUTOR": "pods"})
@@ -102,6 +105,27 @@ def test_jobs_carry_the_queue_tags(tmp_path):
     assert connections("shop_job") == {**shards, "dm-connection/warehouse": "postgres"}
     job = defs.resolve_job_def("shop_job")
     assert job.executor_def.name == "multiprocess"
+    # step processes fork from a server that has the code location imported
+    start = ex.multiprocess_config(Execution(maxConcurrent=2))
+    assert start == {
+        "max_concurrent": 2,
+        "start_method": {"forkserver": {"preload_modules": ["etl_assets.definitions"]}},
+    }
+
+
+def test_auto_executor_follows_the_modules_shape(tmp_path):
+    """The deployment's default `auto`: the sharded shop runs a process per step, a module
+    with one source per table runs in process."""
+    mods = tmp_path / "mods"
+    write_shop(mods, {})
+    deployment = Deployment("local", tmp_path, mods, False, str(tmp_path), str(tmp_path))
+    assert deployment.executor == "auto"
+    defs, catalog = build_definitions(mods, deployment)
+    assert not catalog.errors
+    assert defs.resolve_job_def("shop_job").executor_def.name == "multiprocess"
+    examples, _ = build_definitions(ROOT / "datamodules", deployment)
+    for name in ("clinic_job", "staff_survey_job"):
+        assert examples.resolve_job_def(name).executor_def.name == "in_process"
 
 
 def test_run_pod_size():

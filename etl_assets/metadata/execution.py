@@ -13,8 +13,8 @@ from pydantic import AfterValidator, Field, model_validator
 
 from etl_assets.metadata.base import _Model
 
-EXECUTORS = ("in_process", "multiprocess", "k8s")
-Executor = Literal["in_process", "multiprocess", "k8s"]
+EXECUTORS = ("auto", "in_process", "multiprocess", "k8s")
+Executor = Literal["auto", "in_process", "multiprocess", "k8s"]
 
 # Kubernetes quantities, restricted to the spellings a reader recognises: cores or millicores,
 # and bytes with a binary or decimal suffix
@@ -90,7 +90,9 @@ class Execution(_Model):
 
     executor: Executor | None = Field(
         default=None,
-        description="in_process | multiprocess | k8s; default: the deployment's (DM_EXECUTOR)",
+        description="auto | in_process | multiprocess | k8s; default: the deployment's"
+        " (DM_EXECUTOR, default auto: in_process unless a source is sharded or partitioned or"
+        " maxConcurrent is given)",
     )
     maxConcurrent: int | None = Field(
         default=None,

@@ -57,7 +57,7 @@ def entry_code_version(loaded: LoadedModule, entry: CollectionEntry) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_module(loaded: LoadedModule, default_executor: str = "multiprocess") -> ModuleDefinitions:
+def build_module(loaded: LoadedModule, default_executor: str = "auto") -> ModuleDefinitions:
     """Every asset, check and job of one validated module; `default_executor` is the
     deployment's executor for a module whose metadata names none."""
     with warnings.catch_warnings():
@@ -91,7 +91,7 @@ def _build_module(loaded: LoadedModule, default_executor: str) -> ModuleDefiniti
 
 
 def build_isolated(
-    loaded: LoadedModule, default_executor: str = "multiprocess"
+    loaded: LoadedModule, default_executor: str = "auto"
 ) -> ModuleDefinitions | MetadataError:
     """`build_module`, with anything it raises turned into that module's error."""
     try:

@@ -31,7 +31,7 @@ def triggered_job_name(module: str, auto_upload: bool) -> str:
 
 def module_jobs(kit: StageKit) -> list[dg.UnresolvedAssetJobDefinition]:
     m = kit.module
-    executor = executor_for(kit.model.execution, kit.default_executor)
+    executor = executor_for(kit.model, kit.default_executor)
 
     def tags(stages: tuple[str, ...]) -> dict:
         return run_tags(kit.model, stages, kit.default_executor)
