@@ -57,6 +57,8 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    # where `dmetl serve` is reached (DM_WEB_PUBLIC_URL); assets link to its console pages
+    web_url: str = "http://127.0.0.1:3000"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -102,6 +104,7 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            web_url=(env.get("DM_WEB_PUBLIC_URL") or "").rstrip("/") or "http://127.0.0.1:3000",
         )
 
     @property
