@@ -3,6 +3,8 @@ the daemon when one runs, launched at once when none does)."""
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 
 from etl_assets.console.catalog import ModuleSummary
@@ -43,9 +45,18 @@ def start_upload(workspace, module: str, version: str, principal: Principal) -> 
     return launch_job(workspace, upload_job_name(module), tags)
 
 
-def stop_run(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """Cancel a queued run or terminate a started one, as Dagster's terminateRun does."""
-    return instance.run_coordinator.cancel_run(run_id)
+def stop_run(instance: dg.DagsterInstance, run_id: str, wait_seconds: float = 30) -> bool:
+    """Cancel a queued run or terminate a started one, as Dagster's terminateRun does, and wait
+    (up to `wait_seconds`) until it has ended, so that nothing writes its outbox afterwards;
+    whether it ended."""
+    instance.run_coordinator.cancel_run(run_id)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def set_running(workspace, name: str, running: bool) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "LOCATION_SCOPED_PERMISSIONS",
     "USER_TAG",
     "DagsterWebserver",
+    "JobSubsetSelector",
     "PermissionResult",
     "Permissions",
     "WorkspaceFileTarget",

@@ -132,7 +132,12 @@ def stop(ctx: Ctx):
             return problem(ctx, "Cannot stop", f"{m.name} {ctx.param('version')} is not stoppable.")
         running = v.running
         if running is not None:
-            launch.stop_run(ctx.services.instance, running.run_id)
+            if not launch.stop_run(ctx.services.instance, running.run_id) and discard:
+                return problem(
+                    ctx, "Still stopping",
+                    f"Run {running.run_id[:8]} has not ended yet; its outbox is kept. Try again.",
+                    409,
+                )  # fmt: skip
             store.record_decision(conn, m.name, v.version, "stopped", ctx.principal.name,
                                   run_id=running.run_id)  # fmt: skip
         if discard:
