@@ -12,7 +12,7 @@ import dagster as dg
 from etl_assets.extract.files import resolve_paths
 from etl_assets.metadata import FileConnector, ScriptCollector
 from etl_assets.metadata.loader import LoadedModule
-from etl_assets.orchestration.jobs import triggered_job_name
+from etl_assets.orchestration.jobs import source_sensor_name, triggered_job_name
 from etl_assets.orchestration.versions import allocate
 from etl_assets.stages import partitions_def_name
 from resources.postgres import PostgresResource
@@ -49,7 +49,7 @@ def build_source_sensor(loaded: LoadedModule) -> dg.SensorDefinition | None:
     m = model.name
 
     @dg.sensor(
-        name=f"{m}_source_changes",
+        name=source_sensor_name(m),
         job_name=triggered_job_name(m, model.autoUpload),
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,

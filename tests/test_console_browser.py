@@ -289,7 +289,7 @@ def test_stop_etl_task_with_discard(site, users):
     assert page.locator("#version-state").inner_text() == "discarded"
     time.sleep(2)  # a run that was terminated writes nothing afterwards
     assert not (site.outbox / "published" / "clinic" / "1.0.4").exists()
-    [stop] = audit_rows(site, "run.stop")
+    [stop] = audit_rows(site, "version.stop")
     assert stop["actor"] == "tara@example.org" and stop["body"]["detail"]["discard"] is True
     # pause and resume the module (its schedule)
     page.goto(f"{site.url}/console/modules/clinic")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from etl_assets.cli import audit as audit_cli
+from etl_assets.cli import control as control_cli
 from etl_assets.cli import outbox as outbox_cli
 from etl_assets.cli import serve as serve_cli
 from etl_assets.cli.modules import cmd_new, cmd_validate
@@ -48,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     serve_cli.add_parser(sub)
     audit_cli.add_parser(sub)
     outbox_cli.add_parser(sub)
+    control_cli.add_parsers(sub)
     return p
 
 

@@ -130,9 +130,10 @@ def module_versions(
     approvals = registry.module_approvals(conn, module)
     published = {r["version"]: r for r in registry.list_versions(conn, module)}
     decided = store.decisions(conn, module)
+    discarded = registry.discarded_versions(conn, module)
     runs = module_runs(instance, module)
     in_outbox = set(outbox.versions(module))
-    names = {*allocations, *approvals, *published, *decided, *runs, *in_outbox}
+    names = {*allocations, *approvals, *published, *decided, *runs, *in_outbox, *discarded}
     names = {n for n in names if semver.is_version(n)}
     current = max(published, key=semver.parse) if published else None
     out = []
@@ -147,7 +148,7 @@ def module_versions(
         v.triggered_at = first.created if first else (alloc["allocated_at"] if alloc else None)
         if name in published:
             v.published_at = published[name]["published_at"]
-        v.state = _state(v, module, set(published))
+        v.state = "discarded" if name in discarded else _state(v, module, set(published))
         if v.state == "published" and name != current:
             v.state = "superseded"
         v.current = name == current
