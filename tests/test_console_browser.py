@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -65,9 +66,8 @@ def site(tmp_path_factory, pg_server_url):
     """clinic 1.0.1 published and 1.0.2 prepared (waiting for approval), then `dmetl serve`
     with OIDC sign-in in front of them."""
     tmp = tmp_path_factory.mktemp("console")
-    name = "dmtest_console_browser"
+    name = f"dmtest_console_{uuid.uuid4().hex[:10]}"  # other worktrees run this file too
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     pg_url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
     modules = tmp / "datamodules"
@@ -91,6 +91,8 @@ def site(tmp_path_factory, pg_server_url):
             served.pg_url = pg_url  # type: ignore[attr-defined]
             served.outbox = tmp / "outbox"  # type: ignore[attr-defined]
             yield served
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +268,13 @@ def test_process_etl_task(site, users):
     expect(page.get_by_text("Triggered by")).to_be_visible()
     expect(page.locator("dd").filter(has_text="tara@example.org").first).to_be_visible()
     shot(page, "process-etl-task")
+    # reject it with a reason: it stays in the outbox, rejected, until corrected or discarded
+    refused(users["dana"], site, "/console/modules/clinic/versions/1.0.3/reject", {"reason": "x"})
+    page.get_by_label("Reason for rejecting").fill("visits of the new ward are missing")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.get_by_role("status")).to_contain_text("Rejected clinic 1.0.3")
+    assert page.locator("#version-state").inner_text() == "rejected"
+    expect(page.get_by_role("list", name="History")).to_contain_text("Rejected by tara@example.org")
     launches = [e for e in audit_rows(site, "run.launch") if e["body"]["detail"].get("job")]
     assert launches[-1]["actor"] == "tara@example.org"
     assert launches[-1]["body"]["target"]["version"] == "1.0.3"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from etl_assets import registry
 from etl_assets.console import catalog, store
 from etl_assets.console.framework import PREFIX, Ctx, problem, render, require
 from etl_assets.console.versions import find_version, module_versions
@@ -23,7 +24,10 @@ def dagster_links(module: str) -> dict[str, str]:
 @require("published.view")
 def module_list(ctx: Ctx):
     summaries, errors = catalog.modules(ctx.services.modules_dir, ctx.services.instance)
-    return render(ctx, "modules.html", modules=summaries, errors=errors)
+    with ctx.services.postgres.connect(autocommit=True) as conn:
+        current = {s.name: registry.current_row_counts(conn, s.name) for s in summaries}
+    current = {name: found[0] for name, found in current.items() if found}
+    return render(ctx, "modules.html", modules=summaries, errors=errors, current=current)
 
 
 def load_module(ctx: Ctx):
