@@ -200,6 +200,12 @@ def test_view_prepared_data(site, users):
 def test_manage_prepared_data(site, users):
     page = users["dana"]
     page.goto(f"{site.url}/console/modules/clinic/versions/1.0.2")
+    page.get_by_role("link", name="Review wards").click()
+    page.get_by_role("link", name="Edit wards W-CAR").click()  # prefilled with the record
+    prefilled = json.loads(page.get_by_label("Changes (JSON)").input_value())
+    assert prefilled["changes"][0]["key"] == {"ward_id": "W-CAR"}
+    assert prefilled["changes"][0]["values"]["name"] == "Cardiology"
+    page.goto(f"{site.url}/console/modules/clinic/versions/1.0.2")
     page.get_by_role("link", name="Correct records of 1.0.2").click()
     changes = {"changes": [
         {"table": "wards", "op": "edit", "key": {"ward_id": "W-CAR"},

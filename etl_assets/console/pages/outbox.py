@@ -71,11 +71,13 @@ def review(ctx: Ctx):
     diff = outbox_view.diff(df, old, list(table.primaryKey or []), current)
     if current and old is None:
         diff = outbox_view.Diff(current, note=f"the outbox of {current} is no longer kept")
+    page = outbox_view.page_of(df, ctx.page_number())
+    key = list(table.primaryKey or [])
+    keys = outbox_view.key_text(page.rows, key).tolist() if key and len(page.rows) else []
     return render(
-        ctx, "outbox_table.html", m=m, version=version, table=tname,
-        page=outbox_view.page_of(df, ctx.page_number()), stats=outbox_view.column_stats(df),
-        privacy=privacy_words(ctx, m.loaded, table, version), diff=diff,
-        key=list(table.primaryKey or []),
+        ctx, "outbox_table.html", m=m, version=version, table=tname, page=page, row_keys=keys,
+        stats=outbox_view.column_stats(df),
+        privacy=privacy_words(ctx, m.loaded, table, version), diff=diff, key=key,
     )  # fmt: skip
 
 
