@@ -101,7 +101,8 @@ def module_runs(instance: dg.DagsterInstance, module: str) -> dict[str, list[Run
     return out
 
 
-def _state(v: VersionInfo, module: str, published: set[str]) -> str:
+def version_state(v: VersionInfo, module: str, published: set[str]) -> str:
+    """The state of `v` (before "published" is split into current and superseded)."""
     last = v.decisions[-1].decision if v.decisions else None
     if last == "discarded":
         return "discarded"
@@ -148,7 +149,7 @@ def module_versions(
         v.triggered_at = first.created if first else (alloc["allocated_at"] if alloc else None)
         if name in published:
             v.published_at = published[name]["published_at"]
-        v.state = "discarded" if name in discarded else _state(v, module, set(published))
+        v.state = "discarded" if name in discarded else version_state(v, module, set(published))
         if v.state == "published" and name != current:
             v.state = "superseded"
         v.current = name == current
