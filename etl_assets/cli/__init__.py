@@ -38,11 +38,15 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("versions", help="list the published versions of a module")
     c.add_argument("module")
     c.set_defaults(fn=cmd_versions)
-    c = sub.add_parser("approve", help="approve the upload of a prepared version")
+    c = sub.add_parser("approve", help="approve a prepared version and run its upload")
     c.add_argument("module")
     c.add_argument("version")
     c.add_argument("--by")
     c.add_argument("--comment")
+    c.add_argument(
+        "--no-upload", action="store_true",
+        help="only record the approval (the daemon's approvals sensor uploads it)",
+    )  # fmt: skip
     c.set_defaults(fn=cmd_approve)
     c = sub.add_parser("demo", help="run every module end to end and say where to look")
     c.set_defaults(fn=cmd_demo)

@@ -102,6 +102,14 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         instance, session.postgres, loaded, trigger="cli", version=version, run_id=run_id
     )
     job = triggered_job_name(module.name, loaded.model.autoUpload)
+    return execute(session, module, job, version, run_id, trigger="cli")
+
+
+def execute(
+    session: Session, module: BuiltModule, job: str, version: str, run_id: str, trigger: str
+) -> RunSummary:
+    """Run `job` of `module` for `version` in this process, recorded on the instance."""
+    instance = session.instance
     print(f"==> {module.name} {version}: running {job} (DAGSTER_HOME={instance.root_directory})")
     defs = dg.Definitions(
         assets=module.definitions.assets,
@@ -114,7 +122,7 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         partition_key=version,
         run_id=run_id,
         raise_on_error=False,
-        tags={"dm/module": module.name, "dm/trigger": "cli"},
+        tags={"dm/module": module.name, "dm/trigger": trigger},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     summary = summarize(result, module, version)
