@@ -31,7 +31,7 @@ SECRET = b"console-test-secret"
 
 @require("version.approve")
 def _approve(ctx: Ctx):
-    return redirect("/console/", "approved")
+    return redirect(ctx, "/console/", "approved")
 
 
 def _with_principal(app, principal: Principal):
@@ -87,6 +87,9 @@ def test_guard_and_csrf(console):
     assert c.post("/console/test-approve", data={"csrf": token + "x"}).status_code == 403
     done = c.post("/console/test-approve", data={"csrf": token}, follow_redirects=False)
     assert done.status_code == 303
+    assert 'role="status">approved<' in c.get(done.headers["location"]).text
+    forged = c.get("/console/?done=Your+account+is+locked&sig=0").text
+    assert "Your account is locked" not in forged  # only the console's own messages show
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
             "SELECT actor, outcome, body::jsonb #>> '{detail,action}' FROM dm_audit.events"

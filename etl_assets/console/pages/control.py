@@ -47,7 +47,7 @@ def start(ctx: Ctx):
         audit.Action.RUN_LAUNCH, target=audit.Target(module=m.name, version=version, run=run_id),
         detail={"job": "prepare", "trigger": "console"},
     )  # fmt: skip
-    return redirect(_page(m.name, version), f"Started {m.name} {version} (run {run_id[:8]}).")
+    return redirect(ctx, _page(m.name, version), f"Started {m.name} {version} (run {run_id[:8]}).")
 
 
 @require("version.approve")
@@ -85,7 +85,7 @@ def approve(ctx: Ctx):
         detail={"job": "upload", "trigger": "approval"},
     )
     message = f"Approved {m.name} {v.version}; its upload runs (run {run_id[:8]})."
-    return redirect(_page(m.name, v.version), message)
+    return redirect(ctx, _page(m.name, v.version), message)
 
 
 @require("version.reject")
@@ -104,7 +104,7 @@ def reject(ctx: Ctx):
         store.record_decision(conn, m.name, v.version, "rejected", ctx.principal.name, reason)
     ctx.audit(audit.Action.REJECTION, target=audit.Target(module=m.name, version=v.version),
               detail={"reason": reason})  # fmt: skip
-    return redirect(_page(m.name, v.version), f"Rejected {m.name} {v.version}.")
+    return redirect(ctx, _page(m.name, v.version), f"Rejected {m.name} {v.version}.")
 
 
 @require("run.control")
@@ -157,7 +157,7 @@ def stop(ctx: Ctx):
     )  # fmt: skip
     what = ("Stopped" if runs else "Kept") + f" {m.name} {v.version}"
     return redirect(
-        _page(m.name, v.version), what + ("; its outbox is discarded." if discard else ".")
+        ctx, _page(m.name, v.version), what + ("; its outbox is discarded." if discard else ".")
     )
 
 
@@ -180,7 +180,7 @@ def _set_paused(ctx: Ctx, paused: bool):
     changed = [c.name for c in changes if c.was_running != c.running]
     ctx.audit(action, target=audit.Target(module=m.name),
               detail={"stopped" if paused else "started": changed})  # fmt: skip
-    return redirect(_page(m.name), ("Paused " if paused else "Resumed ") + m.name + ".")
+    return redirect(ctx, _page(m.name), ("Paused " if paused else "Resumed ") + m.name + ".")
 
 
 @require("run.control")

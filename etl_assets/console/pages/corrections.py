@@ -108,7 +108,7 @@ def submit(ctx: Ctx):
     ctx.audit(audit.Action.OUTBOX_CORRECTION, target=target, detail=result.audit_detail(reason))
     verdict = "all blocking checks pass" if result.passed else "a blocking check fails"
     message = f"Change set {result.change_set} applied to {m.name} {v.version}; {verdict}."
-    return redirect(f"{PREFIX}/modules/{m.name}/versions/{v.version}", message)
+    return redirect(ctx, f"{PREFIX}/modules/{m.name}/versions/{v.version}", message)
 
 
 V = f"{PREFIX}/modules/{{module}}/versions/{{version}}"
