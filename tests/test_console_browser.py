@@ -159,10 +159,14 @@ def audit_rows(site, action: str) -> list[dict]:
 
 def test_view_prepared_data(site, users):
     page = users["dana"]
-    page.goto(f"{site.url}/console/modules")
-    page.get_by_role("link", name="clinic", exact=True).click()
-    expect(page.get_by_role("table", name="Versions")).to_contain_text("waiting for approval")
-    page.get_by_role("link", name="1.0.2", exact=True).click()
+    page.goto(f"{site.url}/console/")
+    page.get_by_role("link", name="Outbox", exact=True).click()
+    prepared = page.get_by_role("table", name="Prepared versions")
+    expect(prepared).to_contain_text("waiting for approval")
+    named(page)
+    shot(page, "outbox")
+    page.get_by_role("link", name="clinic 1.0.2", exact=True).click()
+    expect(page.locator("#version-state")).to_have_text("waiting for approval")
     page.get_by_role("link", name="Review patients").click()
     expect(page.locator("#row-count")).to_have_text(re.compile(r"^\d+$"))
     privacy = page.get_by_role("table", name="Privacy models")

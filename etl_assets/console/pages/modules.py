@@ -72,7 +72,30 @@ def version_page(ctx: Ctx):
     )  # fmt: skip
 
 
+WAITING = ("waiting_for_approval", "rejected", "approved", "uploading")
+
+
+@require("published.view")
+def outbox_list(ctx: Ctx):
+    """Seed 003's Outbox section: every prepared version not yet published, across modules."""
+    summaries, _ = catalog.modules(ctx.services.modules_dir, ctx.services.instance)
+    outbox, prepared = ctx.services.outbox, []
+    with ctx.services.postgres.connect(autocommit=True) as conn:
+        for m in summaries:
+            for v in module_versions(conn, ctx.services.instance, outbox, m.name):
+                if v.state in WAITING and v.in_outbox:
+                    rows = {
+                        name: outbox.table_rows(m.name, v.version, name)
+                        for t in m.model.tables
+                        for name in t.published_names
+                        if outbox.has_table(m.name, v.version, name)
+                    }
+                    prepared.append((m, v, rows))
+    return render(ctx, "outbox.html", prepared=prepared)
+
+
 routes = [
+    Route(f"{PREFIX}/outbox", outbox_list, methods=["GET"]),
     Route(f"{PREFIX}/modules", module_list, methods=["GET"]),
     Route(f"{PREFIX}/modules/{{module}}", module_page, methods=["GET"]),
     Route(f"{PREFIX}/modules/{{module}}/versions/{{version}}", version_page, methods=["GET"]),
