@@ -142,6 +142,21 @@ _env = jinja2.Environment(
 )
 
 
+def cell(value: Any) -> str:
+    """A table cell: empty for a missing value (None, NaN, pandas' NA)."""
+    if value is None:
+        return ""
+    try:
+        if value != value or str(value) in ("<NA>", "NaT"):  # NaN, NA
+            return ""
+    except (TypeError, ValueError):  # NA's truth value is ambiguous
+        return ""
+    return str(value)
+
+
+_env.filters["cell"] = cell
+
+
 def template_env() -> jinja2.Environment:
     return _env
 
