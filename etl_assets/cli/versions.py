@@ -12,16 +12,22 @@ from etl_assets.metadata.loader import discover
 
 
 def cmd_versions(args: argparse.Namespace, session: Session) -> int:
+    """Versions highest first; `*` marks the one consumers are served, expired ones say so."""
     with session.postgres.connect(autocommit=True) as conn:
         rows = registry.list_versions(conn, args.module)
     if not rows:
         print(f"{args.module}: no published version yet")
         return 0
-    print(f"{'version':<10} {'published at':<26} {'rows':<40} where")
+    print(f"  {'version':<10} {'state':<9} {'published at':<26} {'rows':<40} where")
     for r in rows:
         counts = ", ".join(f"{k}={v}" for k, v in r["row_counts"].items())
         when = r["published_at"].isoformat(timespec="seconds")
-        print(f"{r['version']:<10} {when:<26} {counts:<40} {r['location']}")
+        where = ", ".join(r["tables"].values()) if r["state"] == registry.PUBLISHED else "-"
+        mark = "*" if r["current"] else " "
+        print(f"{mark} {r['version']:<10} {r['state']:<9} {when:<26} {counts:<40} {where}")
+    current = next((r["version"] for r in rows if r["current"]), None)
+    if current:
+        print(f"* current: {current}, the version consumers are served")
     return 0
 
 
