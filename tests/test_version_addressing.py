@@ -3,39 +3,22 @@ says which one agrees (issue 13 item 2)."""
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import psycopg
 import pytest
 
 from etl_assets.cli import main
-from etl_assets.cli.modules import TEMPLATE
 from etl_assets.registry import list_versions
-from tests.helpers import materializations, run_version
-
-SCRIPT_ROWS = 2  # the template's script adds items 3 and 4
+from tests.helpers import materializations, run_version, scaffold_module, write_items
 
 
 @pytest.fixture
 def shop(tmp_path):
-    folder = tmp_path / "mods" / "shop"
-    shutil.copytree(TEMPLATE, folder)
-    meta = folder / "module.yaml"
-    meta.write_text(meta.read_text().replace("__NAME__", "shop").replace("0.1.0", "0.9.0"))
-    return folder
-
-
-def items(folder, n: int) -> int:
-    """`n` catalogue items (ids from 100, so no conflict with the script's); rows published."""
-    lines = ["item_id,label,price,added_on"]
-    lines += [f"{100 + i},item {i},1.5,2026-01-10" for i in range(n)]
-    (folder / "data" / "items.csv").write_text("\n".join(lines) + "\n")
-    return n + SCRIPT_ROWS
+    return scaffold_module(tmp_path / "mods" / "shop", "shop")
 
 
 def publish(folder, version: str, n: int, resources, instance) -> tuple[int, dict]:
-    rows = items(folder, n)
+    rows = write_items(folder, n)
     result = run_version(folder, version, resources, instance)
     assert result.success
     return rows, materializations(result)[("shop", "upload", "items")]
