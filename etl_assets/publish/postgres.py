@@ -31,7 +31,8 @@ import pyarrow as pa
 from psycopg import sql
 
 from etl_assets import registry
-from etl_assets.connections import postgres_url
+from etl_assets.connections import Lookup, connection_or_default, postgres_url
+from etl_assets.metadata import DataModule
 from etl_assets.publish import grants, pg_swap
 from etl_assets.publish.grants import Roles, restricted_schema
 from etl_assets.publish.pg_copy import copy_arrow, create_table, row_hash, to_arrow
@@ -270,21 +271,30 @@ def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataF
         copy_arrow(cur, target, to_arrow(q.astype("string")), binary=False)
 
 
+def sink_target(
+    model: DataModule, postgres: PostgresResource, lookup: Lookup
+) -> tuple[PostgresResource, str]:
+    """The database (the deployment's, or the sink's named connection's) and the schema a
+    module's postgres sink publishes into."""
+    sink = model.upload.sink
+    target = postgres
+    if sink.connection:
+        url = postgres_url(connection_or_default(model, sink.connection, "postgres", lookup))
+        target = PostgresResource(
+            url=url,
+            consumer_role=postgres.consumer_role,
+            data_manager_role=postgres.data_manager_role,
+        )
+    return target, sink.schema_ or f"dm_{model.name}"
+
+
 class PostgresSink:
     """Publishes into the deployment's PostgreSQL, or the database of a named connection."""
 
     def publish(self, request: PublishRequest) -> PublishReport:
         model = request.loaded.model
         sink = model.upload.sink
-        target = request.postgres
-        if sink.connection:
-            url = postgres_url(request.connection(sink.connection, "postgres"))
-            target = PostgresResource(
-                url=url,
-                consumer_role=request.postgres.consumer_role,
-                data_manager_role=request.postgres.data_manager_role,
-            )
-        schema = sink.schema_ or f"dm_{model.name}"
+        target, schema = sink_target(model, request.postgres, request.secrets.get)
         location = f"{target.display_url} schema {schema}"
         with target.connect(autocommit=True) as conn:
             result = publish(
