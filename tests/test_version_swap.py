@@ -154,3 +154,16 @@ def test_view_columns_keep_the_current_order_and_name_what_breaks():
     )
     _, problems = view_columns(current, [("id", "text")])
     assert problems == ["column id changes from bigint to text", "column label is gone"]
+
+
+def test_what_a_killed_load_left_in_staging_goes_with_the_next_upload(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        up(conn, "1.0.1", frame(10))
+        # what an upload killed between its load and its swap leaves behind
+        conn.execute("CREATE TABLE dm_swap__staging.t__v1_0_7 (id bigint)")
+        conn.execute("CREATE TABLE dm_swap__staging.other__v1_0_7 (id bigint)")  # not this table's
+        up(conn, "1.0.2", frame(11))
+        left = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'dm_swap__staging' ORDER BY 1"
+        ).fetchall()
+    assert left == [("other__v1_0_7",)]

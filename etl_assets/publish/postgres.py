@@ -154,11 +154,11 @@ def _load(
     with conn.transaction(), conn.cursor() as cur:
         _ensure_schemas(cur, schema, staging)
         cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(staging)))
+        pg_swap.drop_stale_staging(cur, schema, list(tables))
         for name, data in tables.items():
             arrow = to_arrow(data)
             relation = version_table(name, version)
             target = sql.Identifier(staging, relation)
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             create_table(cur, target, arrow.schema)
             _, columns = pg_swap.relation_columns(cur, staging, relation)
             plan = pg_swap.plan_view(cur, schema, name, version, columns)
