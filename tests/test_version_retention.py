@@ -9,6 +9,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from etl_assets.cli import main
 from etl_assets.metadata.loader import load_module
 from etl_assets.publish.postgres import publish
 from etl_assets.registry import list_versions
@@ -61,7 +62,7 @@ def exists(conn, relation: str) -> bool:
 
 
 def test_keep_the_last_n_removes_older_versions_data_and_records_it(
-    tmp_path, published, pg_url, dagster_home
+    tmp_path, published, pg_url, dagster_home, monkeypatch, capsys
 ):
     result = run_job(shop(tmp_path, "{versions: 2}"), published, dagster_home)
     assert result.success
@@ -92,6 +93,11 @@ def test_keep_the_last_n_removes_older_versions_data_and_records_it(
         ("1.0.0", "ok", "not among the 2 highest published versions"),
         ("1.0.1", "ok", "not among the 2 highest published versions"),
     ]
+    monkeypatch.setenv("DM_POSTGRES_URL", pg_url)
+    assert main(["versions", "shop"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("* 1.0.3      published") and "dm_shop.items__v1_0_3" in lines[1]
+    assert lines[4].startswith("  1.0.0      expired") and lines[4].endswith(" -")
     # a second run finds nothing more to do
     again = run_job(shop(tmp_path / "again", "{versions: 2}"), published, dagster_home)
     assert again.success and again.output_for_node("expire_published_versions") == []
