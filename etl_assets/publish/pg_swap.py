@@ -138,6 +138,16 @@ def plan_view(cur: psycopg.Cursor, schema: str, name: str, version: str, new: Co
     return ViewPlan("recreate", columns, problems)
 
 
+def lock_view(cur: psycopg.Cursor, schema: str, name: str) -> None:
+    """Take the view first (and, through it, its current table), as readers do: locking a table
+    before the view it serves could deadlock with a reader holding the view."""
+    found = relation_columns(cur, schema, name)
+    if found is not None and found[0] == "v":
+        cur.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema, name))
+        )
+
+
 def point_view(cur: psycopg.Cursor, schema: str, name: str, target: str, plan: ViewPlan) -> None:
     """Point the view `schema.name` at `schema.target` as `plan` says."""
     view = sql.Identifier(schema, name)

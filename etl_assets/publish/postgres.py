@@ -128,7 +128,7 @@ def publish(
                     _swap(cur, schema, version, tables, staged, quarantine, mode, result, record)
                     grants.apply(cur, schema, roles)
                 break
-            except psycopg.errors.LockNotAvailable:
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
                 time.sleep(min(0.1 * 2**attempt, 2.0))
         else:
             raise SwapError(
@@ -200,6 +200,9 @@ def _swap(
     is_current = result.current == version
     result.served = {n: f"{schema}.{n}" for n in tables} if is_current else {}
     token = secrets.token_hex(4)
+    if is_current:
+        for name in sorted(staged):
+            pg_swap.lock_view(cur, schema, name)
     for name, s in staged.items():
         aside = pg_swap.set_aside(cur, schema, s.relation, token)
         cur.execute(
