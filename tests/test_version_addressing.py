@@ -88,3 +88,17 @@ def test_a_registry_from_before_current_and_state_is_upgraded_in_place(pg_url):
         assert registry.current_version(conn, "m") == "1.0.10"  # semantic, not text, order
         assert registry.current_row_counts(conn, "m") == ("1.0.10", {"t": 3})
         assert {r["state"] for r in registry.list_versions(conn, "m")} == {"published"}
+
+
+def test_checking_the_registry_takes_no_lock_a_consumer_holds(pg_url):
+    from etl_assets import registry
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        registry.ensure(conn)
+    with psycopg.connect(pg_url) as reader, psycopg.connect(pg_url, autocommit=True) as other:
+        reader.execute(
+            "SELECT * FROM dm_registry.versions"
+        ).fetchall()  # its transaction stays open
+        other.execute("SET lock_timeout = '300ms'")
+        registry.ensure(other)  # an ALTER TABLE here would wait for the reader and time out
+        assert registry.list_versions(other, "nothing") == []
