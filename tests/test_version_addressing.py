@@ -35,6 +35,7 @@ def test_versions_are_addressable_and_the_current_one_is_marked_everywhere(
     assert (up_100["dm/served_version"], up_100["dm/is_current"]) == ("1.0.0", True)
     assert (up_101["dm/served_version"], up_101["dm/is_current"]) == ("1.0.1", True)
     assert up_101["dm/served_as"] == "dm_shop.items"
+    assert up_101["dm/load_seconds"] > 0 and up_101["dm/swap_seconds"] > 0  # plotted per version
     assert (up_again["dm/served_version"], up_again["dm/is_current"]) == ("1.0.1", False)
     assert "dm/served_as" not in up_again
     assert up_again["dm/published_as"] == "dm_shop.items__v1_0_0"

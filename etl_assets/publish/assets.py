@@ -243,6 +243,10 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                     ),
                     "dm/croissant": dg.MetadataValue.path(str(report.croissant_path)),
                     "dm/sink": report.sink,
+                    **{
+                        f"dm/{phase}_seconds": dg.MetadataValue.float(round(s, 4))
+                        for phase, s in report.seconds.items()
+                    },
                 },
             )
 

@@ -325,4 +325,5 @@ class PostgresSink:
             registered=target is request.postgres,
             current_version=result.current,
             served=result.served,
+            seconds={"load": result.load_seconds, "swap": result.swap_seconds},
         )
