@@ -149,3 +149,21 @@ def test_keep_published_needs_a_limit(tmp_path):
 
     with pytest.raises(MetadataError, match="keepPublished needs versions and/or days"):
         shop(tmp_path, "{}")
+
+
+def test_the_code_location_has_the_retention_jobs_on_schedules(tmp_path):
+    from etl_assets.definitions import build_definitions
+    from schedules.retention import OUTBOX_JOB, OUTBOX_SCHEDULE
+
+    shop(tmp_path, "{versions: 3}")
+    defs, catalog = build_definitions(tmp_path / "mods")
+    assert not catalog.errors, [str(e) for e in catalog.errors]
+    assert defs.resolve_job_def(VERSION_JOB).name == VERSION_JOB
+    assert defs.resolve_job_def(OUTBOX_JOB).name == OUTBOX_JOB
+    version_schedule = defs.resolve_schedule_def(VERSION_SCHEDULE)
+    assert (version_schedule.job_name, version_schedule.cron_schedule) == (
+        VERSION_JOB,
+        "30 * * * *",
+    )
+    assert defs.resolve_schedule_def(OUTBOX_SCHEDULE).job_name == OUTBOX_JOB
+    assert "dm_outbox_retention" not in {s.name for s in defs.sensors or []}
