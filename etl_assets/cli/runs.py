@@ -14,6 +14,7 @@ from etl_assets.definitions import BuiltModule, load_catalog
 from etl_assets.orchestration.jobs import triggered_job_name
 from etl_assets.orchestration.versions import VersionRefused, allocate
 from etl_assets.results import CleanCounts, StageResultMissing, UploadCounts
+from etl_assets.run_worker import RunWorker
 
 
 @dataclass
@@ -114,7 +115,8 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         partition_key=version,
         run_id=run_id,
         raise_on_error=False,
-        tags={"dm/module": module.name, "dm/trigger": "cli"},
+        # the run's process is this one: run monitoring marks the run failed if it is killed
+        tags={"dm/module": module.name, "dm/trigger": "cli", **RunWorker.current().tag()},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     summary = summarize(result, module, version)
