@@ -104,7 +104,8 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
                         kit.module, version, name, exc.restricted_detail
                     )
                     message += f"; it is kept in the restricted zone: {uri}"
-                raise dg.Failure(description=message, allow_retries=exc.retryable) from None
+                allow = exc.may_retry(context.retry_number)
+                raise dg.Failure(description=message, allow_retries=allow) from None
             except (PermissionError, LookupError) as exc:
                 # refused credentials, a missing bucket, a wrong setting: retrying cannot help
                 raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
