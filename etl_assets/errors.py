@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resources.retry import is_transient
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -63,3 +65,14 @@ class UploadError(RuntimeError):
     def __init__(self, message: str, restricted_detail: str | None = None):
         super().__init__(message)
         self.restricted_detail = restricted_detail
+
+
+def may_heal(exc: BaseException) -> bool:
+    """Whether a step that failed with `exc` may succeed when retried: network and server errors
+    (`resources.retry.is_transient`) and sources that say so; never bad metadata, a refused
+    version, bad data or a bug."""
+    if isinstance(exc, ExtractionError):
+        return exc.retryable
+    if isinstance(exc, MetadataError | UploadError):
+        return False
+    return is_transient(exc)

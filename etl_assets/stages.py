@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from etl_assets.errors import MetadataError, may_heal
 from etl_assets.execution import step_tags
 from etl_assets.metadata import SEMVER, DataModule
 from etl_assets.metadata.loader import LoadedModule
+from resources.deployment import DeploymentError
 from resources.outbox import OutboxResource
 
 STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
@@ -137,11 +139,16 @@ def restricted_errors(
         yield
     except dg.Failure:
         raise
+    except (MetadataError, DeploymentError) as exc:  # ours, naming a setting, never a record
+        raise dg.Failure(description=f"{step}: {exc}", allow_retries=False) from None
     except Exception as exc:  # not ours: a library's message is not known to be free of values
         text = "".join(traceback.format_exception(exc))
         uri = outbox.write_restricted_text(kit.module, version, f"{step}.error.txt", text)
+        heals = may_heal(exc)  # a network or server error is retried; anything else is not
         raise dg.Failure(
-            description=f"{step} failed with {type(exc).__name__}; its message may quote"
-            f" restricted values, so it is kept in the restricted zone: {uri}",
-            allow_retries=False,
+            description=f"{step} failed with {type(exc).__name__}"
+            + (" (a network or server error)" if heals else "")
+            + "; its message may quote restricted values, so it is kept in the restricted"
+            f" zone: {uri}",
+            allow_retries=heals,
         ) from None

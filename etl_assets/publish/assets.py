@@ -7,7 +7,7 @@ import pandas as pd
 from etl_assets import registry
 from etl_assets.anonymize.table import verify_outbox_privacy
 from etl_assets.asset_metadata import column_schema, table_metadata
-from etl_assets.errors import UploadError
+from etl_assets.errors import UploadError, may_heal
 from etl_assets.execution import stage_connections
 from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
@@ -185,6 +185,9 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         name=f"{kit.module}__upload",
         partitions_def=kit.partitions,
         op_tags=args["op_tags"],
+        # only network and server errors are retried: a retry after a COMMIT completes the
+        # version without loading it again (publish.version.committed_before)
+        retry_policy=kit.retry,
         can_subset=False,
         description=f"Publish a version of {kit.module}: every table in one transaction, then"
         " the version's Croissant metadata. Needs an approval unless the module sets autoUpload.",
@@ -214,6 +217,14 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 )
                 message += f"; it is kept in the restricted zone: {uri}"
             raise dg.Failure(description=message, allow_retries=False) from None
+        except Exception as exc:
+            heals = may_heal(exc)
+            raise dg.Failure(
+                description=f"upload failed with {type(exc).__name__}"
+                + (" (a network or server error)" if heals else "")
+                + f": {str(exc).strip()}",
+                allow_retries=heals,
+            ) from exc
         for t in model.tables:
             names = t.published_names
             counts = UploadCounts(
