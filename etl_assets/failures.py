@@ -37,9 +37,19 @@ def root_cause(event: dg.DagsterEvent) -> str:
     user = data.user_failure_data if data else None
     if user is not None and user.description:
         return _first_line(user.description)
-    chain = error_chain(data.error if data else None)
+    return error_cause(data.error if data else None)
+
+
+def error_cause(error: SerializableErrorInfo | None) -> str:
+    """One line from an error's cause chain: the innermost message that is not a wrapper."""
+    chain = error_chain(error)
     for error in reversed(chain):  # innermost first: the exception the step raised
         line = _first_line(error.message)
         if line and not line.startswith(WRAPPERS):
-            return line if error.cls_name in (None, "Failure") else f"{error.cls_name}: {line}"
+            name = (error.cls_name or "Failure").rsplit(".", 1)[-1]
+            # an exception's message starts with its qualified class name: keep the short one
+            head, sep, rest = line.partition(": ")
+            if sep and head.rsplit(".", 1)[-1] == name:
+                line = rest
+            return line if name == "Failure" else f"{name}: {line}"
     return _first_line(chain[0].message) if chain else "the step failed"

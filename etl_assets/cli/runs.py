@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from etl_assets.cli.console import StepFailure, dmetl_console, print_failures
 from etl_assets.cli.session import Session
 from etl_assets.definitions import BuiltModule, load_catalog
+from etl_assets.failures import root_cause
 from etl_assets.orchestration.jobs import triggered_job_name
 from etl_assets.orchestration.versions import VersionRefused, allocate
 from etl_assets.results import CleanCounts, StageResultMissing, UploadCounts
@@ -38,7 +40,9 @@ class RunSummary:
     run_id: str
     success: bool
     tables: dict[str, TableSummary] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
+    failures: list[StepFailure] = field(default_factory=list)
+    prepared_only: bool = False
+    """the run prepared the version for approval (autoUpload off): the next step is approve"""
 
 
 def summarize(result: dg.ExecuteInProcessResult, module: BuiltModule, version: str) -> RunSummary:
@@ -50,10 +54,7 @@ def summarize(result: dg.ExecuteInProcessResult, module: BuiltModule, version: s
             mat = event.event_specific_data.materialization
             mats[(mat.asset_key.path[1], mat.asset_key.path[2])] = dict(mat.metadata)
         elif event.is_step_failure:
-            err = event.step_failure_data.error
-            summary.failures.append(
-                f"step {event.step_key} failed: {err.message.strip() if err else ''}"
-            )
+            summary.failures.append(StepFailure(event.step_key or "?", root_cause(event)))
     for t in module.definitions.loaded.model.tables:
         row = TableSummary()
         try:
@@ -92,6 +93,11 @@ def print_summary(summary: RunSummary, outbox_uri: str, quarantine_uri: str) -> 
         )
     print(f"  outbox:     {outbox_uri}")
     print(f"  quarantine: {quarantine_uri}/quarantine  (restricted zone)")
+    if summary.success and summary.prepared_only:
+        print(
+            f"  next:       review the outbox, then approve the upload:"
+            f" dmetl approve {summary.module} {summary.version}"
+        )
 
 
 def run_module(session: Session, module: BuiltModule, version: str | None = None) -> RunSummary:
@@ -109,19 +115,28 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         asset_checks=module.definitions.checks,
         jobs=module.definitions.jobs,
         resources=session.resources,
+        loggers={"console": dmetl_console},
     )
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         partition_key=version,
         run_id=run_id,
         raise_on_error=False,
-        # the run's process is this one: run monitoring marks the run failed if it is killed
-        tags={"dm/module": module.name, "dm/trigger": "cli", **RunWorker.current().tag()},
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        # the run's process is this one: run monitoring marks the run failed if it is killed;
+        # the daemon cannot re-execute an in-process run (no code location), so no run retry
+        tags={
+            "dm/module": module.name,
+            "dm/trigger": "cli",
+            "dagster/max_retries": "0",
+            **RunWorker.current().tag(),
+        },
+        # configuring it makes Dagster use the job's `console` (dmetl_console), not its own
+        run_config={"loggers": {"console": {"config": {}}}},
     )
     summary = summarize(result, module, version)
-    for failure in summary.failures:
-        print(f"  {failure}", file=sys.stderr)
+    summary.prepared_only = not loaded.model.autoUpload
+    if not summary.success:
+        print_failures(summary.failures, summary.run_id, instance)
     return summary
 
 
