@@ -5,10 +5,13 @@ and compute logs)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 import dagster as dg
 
@@ -70,3 +73,29 @@ def print_failures(failures: list[StepFailure], run_id: str, instance: dg.Dagste
     logs = compute_logs_dir(instance, run_id)
     if logs is not None:
         print(f"  step output: {logs}", file=sys.stderr)
+
+
+class MaskedStream:
+    """A text stream that masks secrets in everything written through it."""
+
+    def __init__(self, stream: TextIO, mask: Callable[[str], str]):
+        self._stream = stream
+        self._mask = mask
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._mask(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, encoding, isatty, ...
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def masked_output(mask: Callable[[str], str]) -> Iterator[None]:
+    """Everything the command prints (and Dagster prints for it) with the run's secrets masked."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskedStream(out, mask), MaskedStream(err, mask)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err

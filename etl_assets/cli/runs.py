@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from etl_assets.cli.console import StepFailure, dmetl_console, print_failures
+from etl_assets.cli.console import StepFailure, dmetl_console, masked_output, print_failures
 from etl_assets.cli.session import Session
+from etl_assets.connections import secret_names
 from etl_assets.definitions import BuiltModule, load_catalog
 from etl_assets.failures import root_cause
 from etl_assets.orchestration.jobs import triggered_job_name
@@ -147,17 +148,24 @@ def cmd_run(args: argparse.Namespace, session: Session) -> int:
         errors = [str(e) for e in catalog.errors]
         print("\n".join(errors) or f"no valid data module named {args.module!r}", file=sys.stderr)
         return 1
-    try:
-        summary = run_module(session, module, args.version)
-    except VersionRefused as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    print_summary(
-        summary,
-        session.outbox.version_uri(args.module, summary.version),
-        session.outbox.restricted_uri(args.module, summary.version),
-    )
+    with masked_output(module_masker(session, module)):
+        try:
+            summary = run_module(session, module, args.version)
+        except VersionRefused as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        print_summary(
+            summary,
+            session.outbox.version_uri(args.module, summary.version),
+            session.outbox.restricted_uri(args.module, summary.version),
+        )
     return 0 if summary.success else 1
+
+
+def module_masker(session: Session, module: BuiltModule):
+    """Masks the secrets a run of `module` uses in what `dmetl` prints."""
+    secrets = session.resources["secrets"]
+    return secrets.masker(secret_names(module.definitions.loaded.model))
 
 
 def cmd_demo(args: argparse.Namespace, session: Session) -> int:
@@ -167,12 +175,13 @@ def cmd_demo(args: argparse.Namespace, session: Session) -> int:
         print(error, file=sys.stderr)
     ok = not catalog.errors
     for module in catalog.modules:
-        summary = run_module(session, module)
-        print_summary(
-            summary,
-            session.outbox.version_uri(module.name, summary.version),
-            session.outbox.restricted_uri(module.name, summary.version),
-        )
+        with masked_output(module_masker(session, module)):
+            summary = run_module(session, module)
+            print_summary(
+                summary,
+                session.outbox.version_uri(module.name, summary.version),
+                session.outbox.restricted_uri(module.name, summary.version),
+            )
         ok &= summary.success
     print("\nWhere to look:")
     home = session.deployment.dagster_home

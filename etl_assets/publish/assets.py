@@ -199,6 +199,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         secrets: SecretsResource,
     ):
         version = kit.version(context)
+        mask = kit.masker(secrets)
         try:
             report = publish_version(
                 kit.loaded,
@@ -210,10 +211,10 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 log=context.log,
             )
         except UploadError as exc:
-            message = str(exc)
+            message = mask(str(exc))
             if exc.restricted_detail:
                 uri = outbox.write_restricted_text(
-                    kit.module, version, "upload.stderr.txt", exc.restricted_detail
+                    kit.module, version, "upload.stderr.txt", mask(exc.restricted_detail)
                 )
                 message += f"; it is kept in the restricted zone: {uri}"
             raise dg.Failure(description=message, allow_retries=False) from None
@@ -222,9 +223,9 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
             raise dg.Failure(
                 description=f"upload failed with {type(exc).__name__}"
                 + (" (a network or server error)" if heals else "")
-                + f": {str(exc).strip()}",
+                + f": {mask(str(exc).strip())}",
                 allow_retries=heals,
-            ) from exc
+            ) from None
         for t in model.tables:
             names = t.published_names
             counts = UploadCounts(
