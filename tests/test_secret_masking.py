@@ -125,3 +125,15 @@ def test_no_secret_in_anything_a_user_sees(tmp_path, pg_url, secret_role):
         seen[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
     leaks = [(where, s) for where, text in seen.items() for s in secrets if s in text]
     assert leaks == [], leaks
+
+
+def test_dm_mask_env_names_more_values_to_mask(monkeypatch):
+    from resources.deployment import Deployment, resources_for
+
+    monkeypatch.setenv("DM_MASK_ENV", "DM_TEST_EXTRA, DM_TEST_OTHER")
+    monkeypatch.setenv("DM_TEST_EXTRA", "extra-secret-value")
+    monkeypatch.setenv("DM_TEST_PLAIN", "plain-value")
+    secrets = resources_for(Deployment.from_environ())["secrets"]
+    mask = secrets.masker(["DM_TEST_PLAIN"])
+    assert mask("extra-secret-value and plain-value") == "*** and ***"
+    assert secrets.masker()("plain-value") == "plain-value"  # not named: not masked
