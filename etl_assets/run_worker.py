@@ -9,7 +9,8 @@ session, so the step processes of a multiprocess run (and their forkserver) shar
 The daemon's run monitoring asks the instance's launcher about every STARTED run
 (`check_run_worker_health`). This launcher answers for both kinds: a worker on this host that
 is gone is reported FAILED, so the run is marked failed and the queue moves on, and the rest of
-its process group is killed first, so no step process publishes a version of a failed run. A
+its process group and the scripts it started (found by their `DM_RUN_ID`) are killed first, so
+no step process or script goes on working for a failed run. A
 worker on another host, or a run with no recorded worker, is left to whoever can see it.
 """
 
@@ -100,9 +101,24 @@ class RunWorker:
             pass
 
 
-def worker_health(tags: Mapping[str, str]) -> CheckRunHealthResult:
-    """RUNNING unless the run's recorded worker is on this host and gone (then its group is
-    ended and the answer is FAILED)."""
+def end_scripts(run_id: str) -> int:
+    """Kill the process groups of scripts a run started (their environment has its DM_RUN_ID):
+    they run in sessions of their own, so a dead worker's group does not hold them."""
+    ended = 0
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("DM_RUN_ID") != run_id:
+                continue
+            os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
+            ended += 1
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return ended
+
+
+def worker_health(run_id: str, tags: Mapping[str, str]) -> CheckRunHealthResult:
+    """RUNNING unless the run's recorded worker is on this host and gone (then its group and
+    its scripts are ended and the answer is FAILED)."""
     worker = RunWorker.from_tags(tags)
     if worker is None:
         return CheckRunHealthResult(WorkerStatus.RUNNING, "no run worker recorded")
@@ -111,10 +127,15 @@ def worker_health(tags: Mapping[str, str]) -> CheckRunHealthResult:
     if worker.alive():
         return CheckRunHealthResult(WorkerStatus.RUNNING, f"pid {worker.pid} is running")
     worker.end_group()
+    end_scripts(run_id)
     return CheckRunHealthResult(
         WorkerStatus.FAILED,
         f"the run's process (pid {worker.pid} on {worker.host}) is gone: killed or crashed"
-        + ("; its step processes were ended" if worker.pgid is not None else ""),
+        + (
+            "; its step processes and scripts were ended"
+            if worker.pgid
+            else "; its scripts were ended"
+        ),
     )
 
 
@@ -184,7 +205,7 @@ class ProcessGroupRunLauncher(RunLauncher, ConfigurableClass):
 
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         self._reap()
-        return worker_health(run.tags)
+        return worker_health(run.run_id, run.tags)
 
     def dispose(self) -> None:
         self._reap()

@@ -67,12 +67,12 @@ def test_run_launcher_contract(tmp_path):
     assert "set_exit_code_on_failure" in ExecuteRunArgs.__annotations__ or hasattr(
         ExecuteRunArgs, "set_exit_code_on_failure"
     )
-    assert worker_health(RunWorker.current().tag()).status == WorkerStatus.RUNNING
+    assert worker_health("r1", RunWorker.current().tag()).status == WorkerStatus.RUNNING
     child = subprocess.Popen(["sleep", "60"], start_new_session=True)
     worker = RunWorker.of(child.pid, own_group=True)
     child.kill()
     child.wait()
-    result = worker_health(worker.tag())
+    result = worker_health("r2", worker.tag())
     assert result.status == WorkerStatus.FAILED and str(child.pid) in result.msg
     # a recycled pid is not the worker: another start time
     assert not RunWorker(worker.host, os.getpid(), worker.started).alive()

@@ -185,6 +185,7 @@ def test_killed_runs_are_failed_and_the_queue_moves_on(node, pg_url):
         ),
         60,
     )
+    wait_for("the dmetl run's source running", lambda: scripts_of(run_a.run_id), 60)
     version_b = allocate(instance, postgres, loaded, trigger="test")
     launch(env, workspace, version_b)
     time.sleep(POLL_SECONDS * 2)
@@ -198,6 +199,7 @@ def test_killed_runs_are_failed_and_the_queue_moves_on(node, pg_url):
         DETECTED_WITHIN,
     )
     print(f"dmetl run marked failed after {time.time() - killed_at:.1f} s")
+    wait_for("its hanging script ended", lambda: not scripts_of(run_a.run_id), 10)
 
     # 2. the queue let the next run in; kill its run worker, whose steps are its own processes
     wait_for(
@@ -232,6 +234,9 @@ def test_killed_runs_are_failed_and_the_queue_moves_on(node, pg_url):
     )
     print(f"launched run marked failed after {time.time() - killed_at:.1f} s")
     wait_for("its process group ended", lambda: not any(p.is_running() for p in group), 10)
+    wait_for(
+        "its hanging script ended", lambda: not scripts_of(the_run(instance, version_b).run_id), 10
+    )
 
     # 3. the previous version is intact; the next run is let in and publishes once unblocked
     with postgres.connect(autocommit=True) as conn:
@@ -244,6 +249,18 @@ def test_killed_runs_are_failed_and_the_queue_moves_on(node, pg_url):
     )
     with postgres.connect(autocommit=True) as conn:
         assert registry.current_row_counts(conn, "tiny") == (version_c, {"items": 5})
+
+
+def scripts_of(run_id: str) -> list[psutil.Process]:
+    """Live processes started for the run's scripts (their environment has its DM_RUN_ID)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("DM_RUN_ID") == run_id and proc.status() != "zombie":
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _pgid(proc: psutil.Process) -> int | None:

@@ -48,6 +48,7 @@ def step_context(
         log=context.log,
         shard=shard,
         partition=partition,
+        run_id=context.run.run_id,
     )
 
 
