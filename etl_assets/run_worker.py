@@ -139,6 +139,21 @@ def worker_health(run_id: str, tags: Mapping[str, str]) -> CheckRunHealthResult:
     )
 
 
+def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed every STARTED run whose recorded process on this host is gone — what run
+    monitoring does in the daemon, done by `dmetl run` too, so a machine without a daemon
+    does not keep killed runs STARTED for ever. Returns their run ids."""
+    failed = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        health = worker_health(run.run_id, run.tags)
+        if health.status == WorkerStatus.FAILED:
+            current = instance.get_run_by_id(run.run_id)
+            if current is not None and current.status == dg.DagsterRunStatus.STARTED:
+                instance.report_run_failed(current, health.msg)
+                failed.append(run.run_id)
+    return failed
+
+
 class ProcessGroupRunLauncher(RunLauncher, ConfigurableClass):
     """Launches each run as `dagster api execute_run` in a new session on this host, records it,
     and tells run monitoring when a run's process (launched here or a `dmetl run`) is gone."""

@@ -74,3 +74,44 @@ def test_a_prepare_only_run_says_how_to_approve(tmp_path, pg_url):
     assert proc.returncode == 0, proc.stderr
     assert "shop 0.1.1: succeeded" in proc.stdout
     assert "dmetl approve shop 0.1.1" in proc.stdout
+
+
+def test_a_killed_dmetl_run_is_failed_by_the_next_one_without_a_daemon(tmp_path, pg_url):
+    import signal
+    import time
+
+    import dagster as dg
+
+    hang = "import json, os, time\nwhile os.path.exists('hang'):\n    time.sleep(0.2)\n"
+    hang += "print(json.dumps([{'a': 1}]))\n"
+    folder = write_module(tmp_path / "mods" / "slow", module("slow"), {"s.py": hang})
+    (folder / "hang").write_text("")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "DM_POSTGRES_URL": pg_url,
+        "DM_MODULES_DIR": str(tmp_path / "mods"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    (tmp_path / "home").mkdir()
+    killed = subprocess.Popen([str(BIN / "dmetl"), "run", "slow"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (tmp_path / "home" / "storage").exists():
+            time.sleep(0.5)
+        with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+            started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+            while time.time() < deadline and not instance.get_runs(started):
+                time.sleep(0.5)
+            [run] = instance.get_runs(started)
+            killed.send_signal(signal.SIGKILL)
+            killed.wait()
+            (folder / "hang").unlink()
+            proc = dmetl(tmp_path, pg_url, "run", "slow")
+            assert proc.returncode == 0, proc.stderr
+            assert f"run {run.run_id} was started but its process is gone" in proc.stdout
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    finally:
+        (folder / "hang").unlink(missing_ok=True)
+        killed.kill()

@@ -17,7 +17,7 @@ from etl_assets.failures import root_cause
 from etl_assets.orchestration.jobs import triggered_job_name
 from etl_assets.orchestration.versions import VersionRefused, allocate
 from etl_assets.results import CleanCounts, StageResultMissing, UploadCounts
-from etl_assets.run_worker import RunWorker
+from etl_assets.run_worker import RunWorker, fail_dead_runs
 
 
 @dataclass
@@ -104,6 +104,8 @@ def print_summary(summary: RunSummary, outbox_uri: str, quarantine_uri: str) -> 
 def run_module(session: Session, module: BuiltModule, version: str | None = None) -> RunSummary:
     """Allocate a version of `module` (or take the one asked for) and materialize it."""
     instance = session.instance
+    for dead in fail_dead_runs(instance):  # killed earlier, with no daemon to notice
+        print(f"note: run {dead} was started but its process is gone: marked failed")
     loaded = module.definitions.loaded
     run_id = str(uuid.uuid4())
     version = allocate(
