@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from etl_assets import registry
-from etl_assets.anonymize.table import verify_outbox_privacy
+from etl_assets.anonymize.table import check_outbox_privacy, verify_outbox_privacy
 from etl_assets.asset_metadata import column_schema, table_metadata
 from etl_assets.errors import UploadError
 from etl_assets.execution import stage_connections
@@ -13,7 +13,14 @@ from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
 from etl_assets.publish.version import publish_version, write_version_snapshot
-from etl_assets.results import UploadCounts
+from etl_assets.results import (
+    AnonymizeCounts,
+    PrivacyReached,
+    StageResultMissing,
+    TableAnonymization,
+    UploadCounts,
+    generalization_levels,
+)
 from etl_assets.stages import StageKit
 from resources.deployment import SecretsResource
 from resources.io_manager import ParquetIOManager
@@ -49,16 +56,18 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         mark_durable(kit, context, version, table.name, units, secrets, dm_io_manager)
         first = next(iter(anonymized.values()))
         # a preview only of data that meets its privacy models (the blocking check says so too)
-        safe = (
-            table.privacy is None
-            or verify_outbox_privacy(
+        privacy = (
+            check_outbox_privacy(
                 outbox,
                 kit.loaded,
                 table,
                 version,
                 dm_io_manager.read(kit.key("clean", table.name), version),
-            )[0]
+            )
+            if table.privacy is not None
+            else None
         )
+        safe = privacy is None or privacy.passed
         shown = table_metadata(first) if safe else {"dagster/column_schema": column_schema(first)}
         return dg.MaterializeResult(
             metadata={
@@ -68,6 +77,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 "dm/outbox_files": dg.MetadataValue.json(paths),
                 "dm/metadata_snapshot": dg.MetadataValue.path(snapshot),
                 "dagster/uri": dg.MetadataValue.path(outbox.version_uri(m, version)),
+                **(privacy.reached.to_metadata() if privacy else {}),
             }
         )
 
@@ -161,6 +171,44 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
     return [shrink_check(kit, table), _privacy]
 
 
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, version: str):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[version]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def recorded_anonymization(
+    instance: dg.DagsterInstance, kit: StageKit, version: str
+) -> dict[str, TableAnonymization]:
+    """What the anonymize stage and the outbox check recorded for each table of a version
+    (counts, generalization levels, the values the privacy models reached): what the version's
+    Croissant metadata reports. A table whose records are missing is left out."""
+    out = {}
+    for table in kit.model.tables:
+        anonymized = _latest(instance, kit.key("anonymize", table.name), version)
+        prepared = _latest(instance, kit.key("outbox", table.name), version)
+        if anonymized is None:
+            continue
+        md = anonymized.asset_materialization.metadata
+        try:
+            counts = AnonymizeCounts.from_metadata(md)
+            reached = (
+                PrivacyReached.from_metadata(prepared.asset_materialization.metadata)
+                if table.privacy is not None and prepared is not None
+                else PrivacyReached()
+            )
+        except StageResultMissing:
+            continue
+        out[table.name] = TableAnonymization(
+            counts=counts,
+            levels=generalization_levels(md),
+            privacy=reached,
+            run_id=anonymized.run_id,
+        )
+    return out
+
+
 def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
     model = kit.model
     args = kit.asset_args(
@@ -205,6 +253,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 secrets=secrets,
                 run_id=context.run.run_id,
                 log=context.log,
+                anonymization=recorded_anonymization(context.instance, kit, version),
             )
         except UploadError as exc:
             message = str(exc)
