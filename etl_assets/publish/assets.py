@@ -37,7 +37,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             stage="outbox", connections=stage_connections(kit.model, "outbox", table.name)
         ),
         ins={"anonymized": dg.AssetIn(key=kit.key("anonymize", table.name))},
-        kinds={"parquet"},
+        kinds=kit.kinds("outbox", "parquet"),
         description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
         " version's metadata, waiting for review and upload. **Published zone** (anonymized);"
         " its quarantine and key maps are in the restricted zone.",
@@ -222,7 +222,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
             code_version=args["code_version"],
             owners=args["owners"],
             tags=args["tags"],
-            kinds={model.upload.sink.type if model.upload.sink else "python"},
+            kinds=kit.kinds("upload", model.upload.sink.type if model.upload.sink else "python"),
             description=f"`{t.name}` published: {', '.join(t.published_names)}",
         )
         for t in model.tables
