@@ -160,11 +160,12 @@ def generalization_levels(md: Mapping[str, Any]) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class TableAnonymization:
-    """What anonymization did to one table of a version, as its stages recorded it: what the
-    Croissant metadata of the version tells consumers (counts and levels, never values)."""
+class TableOutcome:
+    """What cleaning and anonymization did to one table of a version, as its stages recorded
+    it: what the version's Croissant metadata tells consumers (counts, levels, never values)."""
 
     counts: AnonymizeCounts
+    cleaned: CleanCounts | None = None
     levels: dict[str, int] = field(default_factory=dict)
     privacy: PrivacyReached = PrivacyReached()
     run_id: str | None = None

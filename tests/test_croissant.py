@@ -243,6 +243,18 @@ def test_rai_and_provenance_report_what_anonymization_reached_and_no_value(publi
             # the values the blocking outbox check recorded, model by model
             assert sorted(reached) == sorted(check.values()), (module, version, table.name)
         assert doc["rai:dataManipulationProtocol"] and doc["rai:personalSensitiveInformation"]
+        # the clean stage's counts per table: extracted = kept + rejected + duplicates merged
+        counted = [
+            tuple(map(int, m.groups()))
+            for line in doc["rai:dataPreprocessingProtocol"]
+            if (
+                m := re.search(
+                    r"(\d+) records extracted, (\d+) kept, (\d+) rejected, (\d+) dup", line
+                )
+            )
+        ]
+        assert len(counted) == len(loaded.model.tables)
+        assert all(x == k + r + d and x > 0 for x, k, r, d in counted), counted
         activity = doc["prov:wasGeneratedBy"]
         assert activity["@id"].startswith("urn:dagster:run:")
         used = " ".join(u["prov:label"] for u in activity["prov:used"])

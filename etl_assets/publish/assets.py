@@ -15,9 +15,10 @@ from etl_assets.metadata import Table
 from etl_assets.publish.version import publish_version, write_version_snapshot
 from etl_assets.results import (
     AnonymizeCounts,
+    CleanCounts,
     PrivacyReached,
     StageResultMissing,
-    TableAnonymization,
+    TableOutcome,
     UploadCounts,
     generalization_levels,
 )
@@ -178,14 +179,16 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, version: str):
     return records[0] if records else None
 
 
-def recorded_anonymization(
+def recorded_outcomes(
     instance: dg.DagsterInstance, kit: StageKit, version: str
-) -> dict[str, TableAnonymization]:
-    """What the anonymize stage and the outbox check recorded for each table of a version
-    (counts, generalization levels, the values the privacy models reached): what the version's
-    Croissant metadata reports. A table whose records are missing is left out."""
+) -> dict[str, TableOutcome]:
+    """What the clean and anonymize stages and the outbox check recorded for each table of a
+    version (counts per rule, generalization levels, the values the privacy models reached):
+    what the version's Croissant metadata reports. A table whose records are missing is left
+    out."""
     out = {}
     for table in kit.model.tables:
+        cleaned = _latest(instance, kit.key("clean", table.name), version)
         anonymized = _latest(instance, kit.key("anonymize", table.name), version)
         prepared = _latest(instance, kit.key("outbox", table.name), version)
         if anonymized is None:
@@ -193,6 +196,11 @@ def recorded_anonymization(
         md = anonymized.asset_materialization.metadata
         try:
             counts = AnonymizeCounts.from_metadata(md)
+            clean = (
+                CleanCounts.from_metadata(cleaned.asset_materialization.metadata)
+                if cleaned is not None
+                else None
+            )
             reached = (
                 PrivacyReached.from_metadata(prepared.asset_materialization.metadata)
                 if table.privacy is not None and prepared is not None
@@ -200,8 +208,9 @@ def recorded_anonymization(
             )
         except StageResultMissing:
             continue
-        out[table.name] = TableAnonymization(
+        out[table.name] = TableOutcome(
             counts=counts,
+            cleaned=clean,
             levels=generalization_levels(md),
             privacy=reached,
             run_id=anonymized.run_id,
@@ -253,7 +262,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 secrets=secrets,
                 run_id=context.run.run_id,
                 log=context.log,
-                anonymization=recorded_anonymization(context.instance, kit, version),
+                outcomes=recorded_outcomes(context.instance, kit, version),
             )
         except UploadError as exc:
             message = str(exc)

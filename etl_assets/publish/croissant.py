@@ -27,7 +27,7 @@ from etl_assets.publish.croissant_rai import (
     rai_properties,
     record_set_privacy,
 )
-from etl_assets.results import TableAnonymization
+from etl_assets.results import TableOutcome
 from resources.outbox import OutboxResource
 
 CROISSANT_FILE = "croissant.json"
@@ -175,12 +175,12 @@ def _table_parts(
     version: str,
     outbox: OutboxResource,
     locations: Mapping[str, str],
-    anonymization: Mapping[str, TableAnonymization],
+    outcomes: Mapping[str, TableOutcome],
 ) -> tuple[list[dict], list[dict]]:
     module = loaded.name
     distribution, record_sets = [], []
     for table in loaded.model.tables:
-        outcome = anonymization.get(table.name)
+        outcome = outcomes.get(table.name)
         for name in table.published_names:
             where = locations.get(name)
             distribution.append(
@@ -234,15 +234,15 @@ def croissant(
     outbox: OutboxResource,
     locations: Mapping[str, str],
     *,
-    anonymization: Mapping[str, TableAnonymization] | None = None,
+    outcomes: Mapping[str, TableOutcome] | None = None,
     run_id: str | None = None,
     published: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Croissant 1.1 JSON-LD of a published version (see the module docstring)."""
     model = loaded.model
     published = published or dt.datetime.now(dt.UTC)
-    anonymization = anonymization or {}
-    distribution, record_sets = _table_parts(loaded, version, outbox, locations, anonymization)
+    outcomes = outcomes or {}
+    distribution, record_sets = _table_parts(loaded, version, outbox, locations, outcomes)
     doc: dict[str, Any] = {
         "@context": CROISSANT_CONTEXT,
         "@type": "sc:Dataset",
@@ -260,8 +260,8 @@ def croissant(
     }
     if not doc["creator"]:
         del doc["creator"]
-    doc.update(rai_properties(loaded, anonymization))
-    doc.update(provenance(loaded, version, anonymization, run_id))
+    doc.update(rai_properties(loaded, outcomes))
+    doc.update(provenance(loaded, version, outcomes, run_id))
     return doc
 
 

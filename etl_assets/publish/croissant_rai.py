@@ -23,7 +23,7 @@ from etl_assets.metadata import (
     Table,
 )
 from etl_assets.metadata.loader import LoadedModule
-from etl_assets.results import TableAnonymization
+from etl_assets.results import TableOutcome
 
 DM_VOCAB = "https://w3id.org/datamodule-etl/vocab#"
 RUN_IRI = "urn:dagster:run:"
@@ -95,7 +95,7 @@ def _operation(op: Any, table: Table, column: str, level: int | None) -> tuple[d
 
 
 def column_anonymization(
-    table: Table, column: str, outcome: TableAnonymization | None
+    table: Table, column: str, outcome: TableOutcome | None
 ) -> dict[str, Any] | None:
     """The anonymization of one published column (None when it is published as collected)."""
     if column not in {c.name for c in table.columns}:
@@ -121,7 +121,7 @@ def column_anonymization(
     }
 
 
-def _privacy_text(table: Table, outcome: TableAnonymization | None) -> str:
+def _privacy_text(table: Table, outcome: TableOutcome | None) -> str:
     """One table's privacy models with the values reached, and what was removed for them."""
     privacy = table.privacy
     assert privacy is not None
@@ -145,6 +145,18 @@ def _privacy_text(table: Table, outcome: TableAnonymization | None) -> str:
     return text
 
 
+def _cleaned(table: Table, outcome: TableOutcome | None) -> list[str]:
+    """How many records the cleaning rules of a table rejected or changed, per rule and column."""
+    c = outcome.cleaned if outcome else None
+    if c is None:
+        return []
+    details = ", ".join(f"{k} {v}" for k, v in c.details.items() if v)
+    return [
+        f"{table.name}: {c.rows_extracted} records extracted, {c.rows_out} kept, {c.rejected}"
+        f" rejected, {c.duplicates} duplicates merged" + (f" ({details})" if details else "")
+    ]
+
+
 def _preprocessing(table: Table) -> list[str]:
     """The cleaning rules of a table, as the metadata declares them."""
     lines = []
@@ -158,16 +170,22 @@ def _preprocessing(table: Table) -> list[str]:
         if c.range and c.range.allowed is not None:
             lines.append(f"{where}: {len(c.range.allowed)} allowed values ({c.range.onViolation})")
         elif c.range:
-            lines.append(f"{where}: range [{c.range.min}, {c.range.max}] ({c.range.onViolation})")
+            low, high = c.range.min, c.range.max
+            bounds = (
+                f"at least {low}"
+                if high is None
+                else f"at most {high}"
+                if low is None
+                else f"[{low}, {high}]"
+            )
+            lines.append(f"{where}: {bounds} ({c.range.onViolation})")
         if c.foreignKey:
             fk = c.foreignKey
             lines.append(f"{where}: records whose {fk.table}.{fk.column} is unknown removed")
     return lines
 
 
-def rai_properties(
-    loaded: LoadedModule, anonymization: Mapping[str, TableAnonymization]
-) -> dict[str, Any]:
+def rai_properties(loaded: LoadedModule, outcomes: Mapping[str, TableOutcome]) -> dict[str, Any]:
     """Croissant RAI properties of a version (the `rai:` vocabulary)."""
     model = loaded.model
     sources = [
@@ -176,7 +194,7 @@ def rai_properties(
     ]
     manipulation, sensitive = [], []
     for table in model.tables:
-        outcome = anonymization.get(table.name)
+        outcome = outcomes.get(table.name)
         if table.privacy:
             manipulation.append(_privacy_text(table, outcome))
             sensitive.append(
@@ -209,6 +227,7 @@ def rai_properties(
             "values typed as declared; records violating a rule are removed or corrected and kept"
             " with their reason in the restricted quarantine",
             *[line for t in model.tables for line in _preprocessing(t)],
+            *[line for t in model.tables for line in _cleaned(t, outcomes.get(t.name))],
         ],
         "rai:dataManipulationProtocol": manipulation or ["no anonymization is declared"],
         "rai:personalSensitiveInformation": sensitive or ["none declared"],
@@ -228,7 +247,7 @@ def rai_properties(
 def provenance(
     loaded: LoadedModule,
     version: str,
-    anonymization: Mapping[str, TableAnonymization],
+    outcomes: Mapping[str, TableOutcome],
     run_id: str | None,
 ) -> dict[str, Any]:
     """W3C PROV-O: the run that published the version (informed by the runs that prepared
@@ -255,7 +274,7 @@ def provenance(
         " (JSON-LD URDNA2015, SHA-256)",
         "dm:metadataHash": loaded.hash,
     }
-    prepared = sorted({o.run_id for o in anonymization.values() if o.run_id} - {run_id})
+    prepared = sorted({o.run_id for o in outcomes.values() if o.run_id} - {run_id})
     activity: dict[str, Any] = {
         "@type": "prov:Activity",
         "prov:label": f"Datamodule ETL run publishing {model.name} {version}",
@@ -274,7 +293,7 @@ def provenance(
     }
 
 
-def record_set_privacy(table: Table, outcome: TableAnonymization | None) -> dict[str, Any]:
+def record_set_privacy(table: Table, outcome: TableOutcome | None) -> dict[str, Any]:
     """The privacy models of a published table with the values reached, and the records
     anonymization removed, as structured properties of its RecordSet."""
     if table.privacy is None or outcome is None:

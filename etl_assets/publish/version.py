@@ -17,7 +17,7 @@ from etl_assets.publish.postgres import PostgresSink
 from etl_assets.publish.s3 import S3Sink
 from etl_assets.publish.script import ScriptSink
 from etl_assets.publish.sink import PublishReport, PublishRequest, Sink
-from etl_assets.results import TableAnonymization
+from etl_assets.results import TableOutcome
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -83,10 +83,11 @@ def publish_version(
     secrets: SecretsResource,
     run_id: str | None = None,
     log: Any = None,
-    anonymization: Mapping[str, TableAnonymization] | None = None,
+    outcomes: Mapping[str, TableOutcome] | None = None,
 ) -> PublishReport:
     """Load the outbox version into the module's sink and write its Croissant metadata, which
-    tells what `anonymization` (per table, as the stages recorded it) did and reached."""
+    tells what cleaning and anonymization did and reached (`outcomes`: per table, as the stages
+    recorded it)."""
     model = loaded.model
     names = [n for t in model.tables for n in t.published_names]
     missing = [n for n in names if not outbox.has_table(model.name, version, n)]
@@ -110,9 +111,7 @@ def publish_version(
     report = sink_for(model.upload).publish(request)
     if not report.registered:
         _register(postgres, request, report)
-    doc = croissant(
-        loaded, version, outbox, report.locations, anonymization=anonymization, run_id=run_id
-    )
+    doc = croissant(loaded, version, outbox, report.locations, outcomes=outcomes, run_id=run_id)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
     if log:
         for name in names:
