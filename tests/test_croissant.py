@@ -23,7 +23,9 @@ from psycopg import sql
 
 from etl_assets.metadata.loader import load_module
 from etl_assets.publish.croissant import CROISSANT_CONTEXT, croissant_type
+from etl_assets.publish.croissant_rai import provenance
 from etl_assets.publish.postgres import version_table
+from etl_assets.results import AnonymizeCounts, TableOutcome
 from etl_assets.stages import asset_key
 from resources.io_manager import IO_MANAGER_KEY
 from tests import conftest
@@ -322,3 +324,14 @@ def test_what_the_file_says_of_each_generalized_column_holds_for_its_values(publ
                 assert _claim_holds(applied, values), (module, version, field["@id"], applied)
                 checked += 1
     assert checked >= 4 * 3  # birth_date, postcode, visit_time, age, ... in every version
+
+
+def test_an_upload_in_its_own_run_is_informed_by_the_run_that_prepared_the_version():
+    loaded = load_module(conftest.EXAMPLES / "clinic")
+    prepared = TableOutcome(counts=AnonymizeCounts(10, 9, 1, 0), run_id="prepare-run")
+    prov = provenance(loaded, "1.0.1", {"patients": prepared}, "upload-run")
+    activity = prov["prov:wasGeneratedBy"]
+    assert activity["@id"] == "urn:dagster:run:upload-run"
+    assert [a["@id"] for a in activity["prov:wasInformedBy"]] == ["urn:dagster:run:prepare-run"]
+    same = provenance(loaded, "1.0.1", {"patients": prepared}, "prepare-run")
+    assert "prov:wasInformedBy" not in same["prov:wasGeneratedBy"]
