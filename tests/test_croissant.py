@@ -22,7 +22,7 @@ from mlcroissant._src.core.rdf import make_context
 from psycopg import sql
 
 from etl_assets.metadata.loader import load_module
-from etl_assets.publish.croissant import CROISSANT_CONTEXT, croissant_type
+from etl_assets.publish.croissant import CROISSANT_CONTEXT, croissant, croissant_type
 from etl_assets.publish.croissant_rai import provenance
 from etl_assets.publish.postgres import version_table
 from etl_assets.results import AnonymizeCounts, TableOutcome
@@ -335,3 +335,13 @@ def test_an_upload_in_its_own_run_is_informed_by_the_run_that_prepared_the_versi
     assert [a["@id"] for a in activity["prov:wasInformedBy"]] == ["urn:dagster:run:prepare-run"]
     same = provenance(loaded, "1.0.1", {"patients": prepared}, "prepare-run")
     assert "prov:wasInformedBy" not in same["prov:wasGeneratedBy"]
+
+
+def test_a_location_an_upload_script_reports_loses_its_password(published):
+    loaded = load_module(published["tmp"] / "clinic")
+    outbox = published["resources"]["outbox"]
+    where = {"patients": "postgresql://loader:hunter2@db.example.org/research"}
+    doc = croissant(loaded, "1.0.1", outbox, where)
+    assert "hunter2" not in json.dumps(doc)
+    described = {d["@id"]: d["description"] for d in doc["distribution"]}
+    assert "postgresql://loader:***@db.example.org/research" in described["patients.parquet"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from etl_assets.connections import redact_url
 from etl_assets.metadata import Table
 from etl_assets.metadata.loader import LoadedModule
 from etl_assets.publish.croissant_rai import (
@@ -182,7 +183,8 @@ def _table_parts(
     for table in loaded.model.tables:
         outcome = outcomes.get(table.name)
         for name in table.published_names:
-            where = locations.get(name)
+            # an upload script says where it put a table: never let a password through
+            where = redact_url(locations[name]) if locations.get(name) else None
             distribution.append(
                 {
                     "@type": "cr:FileObject",
