@@ -142,8 +142,15 @@ def _reference(loaded: LoadedModule, table: Table, column: str) -> dict | None:
 
 
 def _field(
-    loaded: LoadedModule, table: Table, name: str, column: str, arrow: pa.DataType, outcome
+    loaded: LoadedModule,
+    table: Table,
+    name: str,
+    column: str,
+    arrow: pa.DataType,
+    outcome: TableOutcome | None,
 ) -> dict[str, Any]:
+    """One published column as a Croissant field: its published type, the metadata's
+    description and what anonymization did to it, its foreign key as a reference."""
     declared = {c.name: c for c in table.columns}
     anonymization = column_anonymization(table, column, outcome)
     parts = []
