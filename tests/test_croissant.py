@@ -184,6 +184,8 @@ def test_versions_differ_and_each_file_describes_its_own(published):
         assert doc["conformsTo"] == "http://mlcommons.org/croissant/1.1"
         assert doc["citeAs"] and doc["datePublished"] and doc["license"]
     assert first["license"] == "https://creativecommons.org/licenses/by/4.0/"
+    assert first["citeAs"].startswith("@misc{clinic, title={Clinic")  # the module's own
+    assert docs[("staff_survey", "2.3.1")]["citeAs"].startswith("@misc{staff_survey_2_3_1,")
     assert "no rights are granted" in docs[("staff_survey", "2.3.1")]["license"]
 
 
