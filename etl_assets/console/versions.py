@@ -136,7 +136,8 @@ def module_versions(
     in_outbox = set(outbox.versions(module))
     names = {*allocations, *approvals, *published, *decided, *runs, *in_outbox, *discarded}
     names = {n for n in names if semver.is_version(n)}
-    current = max(published, key=semver.parse) if published else None
+    current = registry.current_version(conn, module)
+    expired = {n for n, r in published.items() if r.get("state") == registry.EXPIRED}
     out = []
     for name in sorted(names, key=semver.parse, reverse=True):
         v = VersionInfo(
@@ -150,7 +151,9 @@ def module_versions(
         if name in published:
             v.published_at = published[name]["published_at"]
         v.state = "discarded" if name in discarded else version_state(v, module, set(published))
-        if v.state == "published" and name != current:
+        if v.state == "published" and name in expired:
+            v.state, v.note = "expired", "its published data was removed by retention"
+        elif v.state == "published" and name != current:
             v.state = "superseded"
         v.current = name == current
         if v.state == "failed" and v.run and v.run.status == "CANCELED":
