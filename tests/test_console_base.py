@@ -18,13 +18,15 @@ from etl_assets.console.framework import (
     redirect,
     require,
 )
+from etl_assets.definitions import build_definitions
 from etl_assets.web.auditing import Auditor
 from etl_assets.web.context import PRINCIPAL_KEY
 from etl_assets.web.identity import Principal
 from etl_assets.web.roles import Role
-from resources.deployment import AuditSettings
+from resources.deployment import AuditSettings, Deployment
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from tests.conftest import EXAMPLES
 
 SECRET = b"console-test-secret"
 
@@ -100,10 +102,6 @@ def test_guard_and_csrf(console):
 
 
 def test_every_asset_links_to_its_module_console_page(tmp_path):
-    from etl_assets.definitions import build_definitions
-    from resources.deployment import Deployment
-    from tests.conftest import EXAMPLES
-
     env = {"DAGSTER_HOME": str(tmp_path), "DM_WEB_PUBLIC_URL": "https://etl.example.org/"}
     defs, _ = build_definitions(EXAMPLES, Deployment.from_environ(env))
     with dg.instance_for_test():
