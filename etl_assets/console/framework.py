@@ -34,7 +34,7 @@ from resources.deployment import AuditSettings
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 
-PREFIX = "/console"
+PREFIX = "/console"  # etl_assets/web/server.py routes it here (CONSOLE_PREFIX)
 CSRF_FIELD = "csrf"
 
 MAX_FORM_BYTES = 4 << 20
