@@ -74,21 +74,32 @@ def _register(postgres: PostgresResource, request: PublishRequest, report: Publi
             )
 
 
-def write_current_pointer(outbox: OutboxResource, module: str, version: str | None) -> str | None:
-    """`published/<module>/current.json`: the version consumers are served and its folder."""
-    if version is None:
-        return None
-    return outbox.write_current(
-        module,
-        {
-            "module": module,
-            "version": version,
-            "folder": version,
-            "uri": outbox.version_uri(module, version),
-            "croissant": f"{version}/{CROISSANT_FILE}",
-            "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
+def write_current_pointer(
+    outbox: OutboxResource, postgres: PostgresResource, module: str
+) -> str | None:
+    """`published/<module>/current.json`: the version consumers are served and its folder.
+    The registry is read and the file written under a lock, so that of two uploads finishing
+    together the last write names what the registry says last."""
+    key = f"dm_current_pointer:{module}"
+    with postgres.connect(autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            version = registry.current_version(conn, module)
+            if version is None:
+                return None
+            return outbox.write_current(
+                module,
+                {
+                    "module": module,
+                    "version": version,
+                    "folder": version,
+                    "uri": outbox.version_uri(module, version),
+                    "croissant": f"{version}/{CROISSANT_FILE}",
+                    "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                },
+            )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def publish_version(
@@ -127,7 +138,7 @@ def publish_version(
         _register(postgres, request, report)
     doc = croissant(loaded, version, outbox, report.locations)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
-    write_current_pointer(outbox, model.name, report.current_version)
+    write_current_pointer(outbox, postgres, model.name)
     if log:
         for name in names:
             log.info(
