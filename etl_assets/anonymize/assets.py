@@ -42,7 +42,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         key=kit.key("anonymize", table.name),
         **kit.asset_args(stage="anonymize"),
         ins=ins,
-        kinds={"pandas"},
+        kinds=kit.kinds("anonymize", "pandas"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}` anonymized as its metadata declares"
         " (generalization, suppression, anatomization, permutation, perturbation,"
@@ -58,7 +58,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     ):
         version = kit.version(context)
         key = secrets.key(key_env) if key_env else None
-        with restricted_errors(outbox, kit, version, f"anonymize {table.name}"):
+        with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
             try:
                 result = anonymize_for_module(clean, table, kit.loaded, version, key)
             except (PrivacyModelUnsatisfiable, SpecError, HierarchyError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from etl_assets import registry
@@ -17,6 +18,7 @@ from etl_assets.publish.postgres import PostgresSink
 from etl_assets.publish.s3 import S3Sink
 from etl_assets.publish.script import ScriptSink
 from etl_assets.publish.sink import PublishReport, PublishRequest, Sink
+from etl_assets.results import TableOutcome
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -102,6 +104,37 @@ def write_current_pointer(
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
+def committed_before(
+    postgres: PostgresResource, loaded: LoadedModule, version: str, outbox: OutboxResource
+) -> PublishReport | None:
+    """The version as its sink committed it, when an earlier attempt was killed between that
+    commit and the end of the step (it is in the registry with this metadata and the outbox's
+    row counts, and has no Croissant file yet): the retry completes it instead of loading again.
+    A version that was published completely is re-published on purpose, so it is loaded again."""
+    model = loaded.model
+    if outbox.has_file(model.name, version, CROISSANT_FILE):
+        return None
+    with postgres.connect(autocommit=True) as conn:
+        known = registry.list_versions(conn, model.name)
+    rows = [r for r in known if r["version"] == version]
+    if not rows or rows[0]["metadata_hash"] != loaded.hash:
+        return None
+    row = rows[0]
+    names = [n for t in model.tables for n in t.published_names]
+    outbox_rows = {n: outbox.table_rows(model.name, version, n) for n in names}
+    if {str(k): int(v) for k, v in row["row_counts"].items()} != outbox_rows:
+        return None
+    return PublishReport(
+        sink=row["sink"],
+        rows=outbox_rows,
+        inserted=dict.fromkeys(names, 0),
+        locations={str(k): str(v) for k, v in row["tables"].items()},
+        location=row["location"],
+        registered=True,
+        current_version=next((r["version"] for r in known if r["current"]), None),
+    )
+
+
 def publish_version(
     loaded: LoadedModule,
     version: str,
@@ -111,8 +144,11 @@ def publish_version(
     secrets: SecretsResource,
     run_id: str | None = None,
     log: Any = None,
+    outcomes: Mapping[str, TableOutcome] | None = None,
 ) -> PublishReport:
-    """Load the outbox version into the module's sink and write its Croissant metadata."""
+    """Load the outbox version into the module's sink and write its Croissant metadata, which
+    tells what cleaning and anonymization did and reached (`outcomes`: per table, as the stages
+    recorded it)."""
     model = loaded.model
     names = [n for t in model.tables for n in t.published_names]
     missing = [n for n in names if not outbox.has_table(model.name, version, n)]
@@ -122,6 +158,16 @@ def publish_version(
             " for this version first"
         )
     _require_approval(postgres, loaded, version, log)
+    report = committed_before(postgres, loaded, version, outbox)
+    if report is not None:
+        if log:
+            log.info(
+                f"{model.name} {version} was committed by an earlier attempt (run"
+                " killed before its end): writing its Croissant metadata without loading again"
+            )
+        return _finish(
+            loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id
+        )
     request = PublishRequest(
         loaded=loaded,
         version=version,
@@ -136,7 +182,23 @@ def publish_version(
     report = sink_for(model.upload).publish(request)
     if not report.registered:
         _register(postgres, request, report)
-    doc = croissant(loaded, version, outbox, report.locations)
+    return _finish(loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id)
+
+
+def _finish(
+    loaded: LoadedModule,
+    version: str,
+    outbox: OutboxResource,
+    report: PublishReport,
+    names: list[str],
+    log: Any,
+    *,
+    outcomes: Mapping[str, TableOutcome] | None,
+    run_id: str | None,
+) -> PublishReport:
+    """The version's Croissant metadata, last: its presence says the publication is complete."""
+    model = loaded.model
+    doc = croissant(loaded, version, outbox, report.locations, outcomes=outcomes, run_id=run_id)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
     write_current_pointer(outbox, postgres, model.name)
     if log:
