@@ -166,7 +166,7 @@ def publish_version(
                 " killed before its end): writing its Croissant metadata without loading again"
             )
         return _finish(
-            loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id
+            loaded, version, outbox, postgres, report, names, log, outcomes=outcomes, run_id=run_id
         )
     request = PublishRequest(
         loaded=loaded,
@@ -182,13 +182,16 @@ def publish_version(
     report = sink_for(model.upload).publish(request)
     if not report.registered:
         _register(postgres, request, report)
-    return _finish(loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id)
+    return _finish(
+        loaded, version, outbox, postgres, report, names, log, outcomes=outcomes, run_id=run_id
+    )
 
 
 def _finish(
     loaded: LoadedModule,
     version: str,
     outbox: OutboxResource,
+    postgres: PostgresResource,
     report: PublishReport,
     names: list[str],
     log: Any,
@@ -196,7 +199,8 @@ def _finish(
     outcomes: Mapping[str, TableOutcome] | None,
     run_id: str | None,
 ) -> PublishReport:
-    """The version's Croissant metadata, last: its presence says the publication is complete."""
+    """The version's Croissant metadata (its presence says the publication is complete), then
+    the outbox's current.json pointer (a retry after a kill between them publishes again)."""
     model = loaded.model
     doc = croissant(loaded, version, outbox, report.locations, outcomes=outcomes, run_id=run_id)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
