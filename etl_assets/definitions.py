@@ -31,8 +31,8 @@ from schedules import build_schedule
 from sensors import (
     build_approval_sensor,
     build_retention_sensor,
+    build_run_failure_sensor,
     build_source_sensor,
-    run_failure_alert,
 )
 
 log = logging.getLogger("datamodule_etl")
@@ -136,14 +136,15 @@ def build_definitions(
         modules_dir if modules_dir is not None else deployment.modules_dir,
         default_executor=deployment.executor,
     )
-    assets, checks, jobs, schedules, sensors = [], [], [], [], [run_failure_alert]
+    loaded = [m.loaded for m in catalog.modules]
+    assets, checks, jobs, schedules = [], [], [], []
+    sensors = [build_run_failure_sensor(loaded)]
     for module in catalog.modules:
         assets += module.definitions.assets
         checks += module.definitions.checks
         jobs += module.definitions.jobs
         schedules += [module.schedule] if module.schedule else []
         sensors += [module.sensor] if module.sensor else []
-    loaded = [m.loaded for m in catalog.modules]
     jobs_by_name = {job.name: job for job in jobs}
     if (approvals := build_approval_sensor(loaded, jobs_by_name)) is not None:
         sensors.append(approvals)

@@ -28,6 +28,7 @@ import pyarrow as pa
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from resources.alerts import AlertsResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -57,6 +58,9 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    alert_urls_set: bool = False  # DM_ALERT_URLS (secret: an EnvVar, read where alerts are sent)
+    alert_base_url: str = "http://127.0.0.1:3000"
+    alert_kafka_topic: str = "dm.alerts"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -102,6 +106,13 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            alert_urls_set=bool((env.get("DM_ALERT_URLS") or "").strip()),
+            alert_base_url=(
+                env.get("DM_ALERT_BASE_URL")
+                or env.get("DM_WEB_PUBLIC_URL")
+                or "http://127.0.0.1:3000"
+            ).rstrip("/"),
+            alert_kafka_topic=env.get("DM_ALERT_KAFKA_TOPIC") or "dm.alerts",
         )
 
     @property
@@ -215,6 +226,11 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
         ),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
         "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
+        "alerts": AlertsResource(
+            urls=_env_or_none("DM_ALERT_URLS", deployment.alert_urls_set),
+            base_url=deployment.alert_base_url,
+            kafka_topic=deployment.alert_kafka_topic,
+        ),
     }
 
 

@@ -2,12 +2,12 @@
 
 from sensors.approvals import build_approval_sensor
 from sensors.outbox_retention import build_retention_sensor
-from sensors.run_failure import run_failure_alert
+from sensors.run_failure import build_run_failure_sensor
 from sensors.source_changes import build_source_sensor
 
 __all__ = [
     "build_approval_sensor",
     "build_retention_sensor",
+    "build_run_failure_sensor",
     "build_source_sensor",
-    "run_failure_alert",
 ]
