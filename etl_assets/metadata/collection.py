@@ -62,6 +62,13 @@ class PostgresConnector(_Model):
     connection: Name | None = None
     shards: list[Name] | None = Field(default=None, min_length=1)
     query: str
+    watermarkQuery: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a query returning one value (e.g. SELECT max(updated_at) FROM t) that"
+        " changes when the source does: the module's source sensor starts a new version when"
+        " it changes (only a hash of the value is kept)",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> PostgresConnector:
