@@ -181,3 +181,23 @@ def test_a_burst_across_s3_postgres_kafka_and_sftp_is_one_version(
         again = tick(instance, sensor, burst.cursor)
         assert [r.partition_key for r in again.run_requests] == ["1.0.2"]
         assert again.run_requests[0].tags["dm/changed_sources"] == "items/lake"
+
+        # while that run is in progress, more changes wait for it, then make one version
+        running = instance.add_run(
+            dg.DagsterRun(
+                job_name="watched_prepare_job",
+                run_id=uuid.uuid4().hex,
+                status=dg.DagsterRunStatus.STARTED,
+                tags=again.run_requests[0].tags,
+            )
+        )
+        s3.put_object(Bucket="drop", Key="in/c.csv", Body=b"item_id\n4\n")
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE src SET updated_at = now() + interval '1 day'")
+        waiting = tick(instance, sensor, again.cursor)
+        assert not waiting.run_requests
+        assert f"waiting for run {running.run_id}" in waiting.skip_reason.skip_message
+        instance.report_run_canceled(running)
+        later = tick(instance, sensor, waiting.cursor)
+        assert [r.partition_key for r in later.run_requests] == ["1.0.3"]
+        assert later.run_requests[0].tags["dm/changed_sources"] == "items/db,items/lake"
