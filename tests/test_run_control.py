@@ -183,6 +183,7 @@ def test_cancel_then_retry_from_failure_keeps_finished_steps(node):
     first = run_module(session, module)  # what `dmetl run` does: source a fails
     assert not first.success
     version = first.version
+    assert instance.get_run_by_id(first.run_id).remote_job_origin is None  # no launcher's run
     finished = succeeded_steps(instance, first.run_id)
     assert f"{MODULE}__extract__items__b" in finished  # source b's extraction succeeded
 
@@ -249,3 +250,21 @@ def test_stop_discards_an_unpublished_version_and_never_a_published_one(node):
     with pytest.raises(VersionRefused, match="discarded"):
         allocate(instance, postgres, loaded, trigger="test", version=version)
     assert events(pg_url, "version.stop")[0]["outcome"] == "ok"
+
+
+def test_cancel_refuses_a_run_no_launcher_started_unless_forced(node):
+    session, *_ = node
+    instance = session.instance
+    run = instance.add_run(  # what `dmetl run` in another terminal leaves in the instance
+        dg.DagsterRun(
+            job_name=f"{MODULE}_job",
+            run_id=uuid.uuid4().hex,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={"dm/module": MODULE, "dagster/partition": "1.0.9"},
+        )
+    )
+    with pytest.raises(control.ControlRefused, match="not started by a run launcher"):
+        control.cancel(instance, run.run_id)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    assert dmetl(["cancel", run.run_id, "--force"]) == 0
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED

@@ -187,6 +187,13 @@ def cancel(instance: dg.DagsterInstance, run_id: str, *, force: bool = False) ->
             f"run {run_id} is {before.value}: only queued and started runs can be canceled"
             " (--force marks it canceled)"
         )
+    if before == dg.DagsterRunStatus.STARTED and run.remote_job_origin is None and not force:
+        # no launcher started it (`dmetl run` executes in its own process): asking the launcher
+        # would only leave it "canceling" while it goes on
+        raise ControlRefused(
+            f"run {run_id} was not started by a run launcher (a run started by `dmetl run`"
+            " executes in that process: stop it there, or --force marks it canceled)"
+        )
     done = before in CANCELABLE and instance.run_coordinator.cancel_run(run_id)
     if not done and force:
         instance.report_run_canceled(
