@@ -30,6 +30,7 @@ from resources.deployment import Deployment, configure_arrow, current, resources
 from schedules import build_schedule
 from sensors import (
     build_approval_sensor,
+    build_publish_sensor,
     build_retention_sensor,
     build_run_failure_sensor,
     build_source_sensor,
@@ -84,7 +85,12 @@ def _automation(built: ModuleDefinitions) -> BuiltModule | MetadataError:
     return module
 
 
-GLOBAL_NAMES = {"dm_approved_uploads", "dm_outbox_retention", "dm_run_failure_alert"}
+GLOBAL_NAMES = {
+    "dm_approved_uploads",
+    "dm_outbox_retention",
+    "dm_run_failure_alert",
+    "dm_version_published_alert",
+}
 
 
 def _names(module: BuiltModule) -> set[str]:
@@ -138,7 +144,7 @@ def build_definitions(
     )
     loaded = [m.loaded for m in catalog.modules]
     assets, checks, jobs, schedules = [], [], [], []
-    sensors = [build_run_failure_sensor(loaded)]
+    sensors = [build_run_failure_sensor(loaded), build_publish_sensor(loaded)]
     for module in catalog.modules:
         assets += module.definitions.assets
         checks += module.definitions.checks

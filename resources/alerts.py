@@ -34,6 +34,9 @@ class AlertsResource(dg.ConfigurableResource):
     urls: str | None = Field(default=None, description="apprise URLs (secret: may hold passwords)")
     base_url: str = Field(default="http://127.0.0.1:3000", description="the Dagster UI's address")
     kafka_topic: str = Field(default="dm.alerts", description="topic of the Kafka alert events")
+    on_publish: bool = Field(
+        default=False, description="also message the URLs per published version"
+    )
 
     def url_list(self) -> list[str]:
         return [u for u in (self.urls or "").split() if u]

@@ -61,6 +61,7 @@ class Deployment:
     alert_urls_set: bool = False  # DM_ALERT_URLS (secret: an EnvVar, read where alerts are sent)
     alert_base_url: str = "http://127.0.0.1:3000"
     alert_kafka_topic: str = "dm.alerts"
+    alert_on_publish: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -113,6 +114,7 @@ class Deployment:
                 or "http://127.0.0.1:3000"
             ).rstrip("/"),
             alert_kafka_topic=env.get("DM_ALERT_KAFKA_TOPIC") or "dm.alerts",
+            alert_on_publish=_flag(env, "DM_ALERT_ON_PUBLISH"),
         )
 
     @property
@@ -230,6 +232,7 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
             urls=_env_or_none("DM_ALERT_URLS", deployment.alert_urls_set),
             base_url=deployment.alert_base_url,
             kafka_topic=deployment.alert_kafka_topic,
+            on_publish=deployment.alert_on_publish,
         ),
     }
 

@@ -120,7 +120,7 @@ def report_for(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> F
     )
 
 
-def _kafka_for(loaded: LoadedModule | None, secrets: SecretsResource) -> KafkaResource | None:
+def kafka_for(loaded: LoadedModule | None, secrets: SecretsResource) -> KafkaResource | None:
     """The module's first declared Kafka connection, if it has one."""
     if loaded is None:
         return None
@@ -160,7 +160,7 @@ def build_run_failure_sensor(modules: list[LoadedModule]) -> dg.SensorDefinition
             log = context.log.info if delivery.ok else context.log.warning
             log(f"alert via {delivery.channel}: {'sent' if delivery.ok else 'NOT sent'}")
         try:
-            kafka = _kafka_for(by_name.get(report.module), secrets)
+            kafka = kafka_for(by_name.get(report.module), secrets)
             if kafka is not None:
                 delivery = alerts.publish_event(kafka, report.run_id, report.event())
                 context.log.info(

@@ -192,3 +192,43 @@ def test_run_log_says_what_each_rule_rejected_and_each_privacy_model_reached(
     assert any("records in" in ln and "reached:" in ln for ln in lines)
     privacy = [ln for ln in lines if "privacy models:" in ln]
     assert privacy and all("reached" in ln for ln in privacy)
+
+
+def test_one_event_per_published_version(
+    tmp_path, resources, pg_url, webhook, kafka_bootstrap, monkeypatch
+):
+    from sensors import build_publish_sensor
+
+    monkeypatch.setenv("DM_TEST_KAFKA", kafka_bootstrap)
+    topic = f"published_{uuid.uuid4().hex[:8]}"
+    create_topic(kafka_bootstrap, topic)
+    ok = f'import json\nprint(json.dumps([{{"name": "{SECRET_VALUE}"}}, {{"name": "x"}}]))\n'
+    folder = write_module(tmp_path / "mods" / "alerted", MODULE, {"crm.py": ok})
+    loaded = load_catalog(tmp_path / "mods").module("alerted").loaded
+    hook_url, posts = webhook
+    alerts = AlertsResource(
+        urls=f"json://{hook_url.removeprefix('http://')}/hook", kafka_topic=topic, on_publish=True
+    )
+    sensor = build_publish_sensor([loaded])
+    defs = dg.Definitions(sensors=[sensor])
+    res = {"alerts": alerts, "postgres": PostgresResource(url=pg_url), "secrets": SecretsResource()}
+
+    def tick(instance, cursor):
+        ctx = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources=res, definitions=defs
+        )
+        return sensor.evaluate_tick(ctx).cursor
+
+    with dg.instance_for_test() as instance:
+        start = tick(instance, None)
+        result = run_version(folder, "1.0.1", resources, instance)
+        assert result.success
+        tick(instance, tick(instance, start))
+        tick(instance, start)  # evaluated again after a restart: not sent twice
+    [event] = consume_all(kafka_bootstrap, topic)
+    assert (event["event"], event["module"], event["version"]) == (
+        "version_published", "alerted", "1.0.1",
+    )  # fmt: skip
+    assert event["rows"] == {"people": 2}
+    assert len(posts) == 1 and "alerted 1.0.1 published" in posts[0]["title"]
+    assert SECRET_VALUE not in json.dumps(event) + json.dumps(posts)
