@@ -82,6 +82,12 @@ def _run(
 
 
 def _workspace(stack: ExitStack, args: argparse.Namespace, session: Session):
+    if getattr(args, "modules_dir", None):
+        print(
+            "note: the code location is loaded from the workspace file, which reads"
+            " DM_MODULES_DIR; --modules-dir does not apply to it",
+            file=sys.stderr,
+        )
     workspace = stack.enter_context(workspace_from_file(session.instance, args.workspace))
     for error in workspace.code_location_errors():
         print(f"note: a code location did not load: {error.message.strip()}", file=sys.stderr)
