@@ -199,13 +199,21 @@ def test_cancel_then_retry_from_failure_keeps_finished_steps(node):
         wait_for(instance, slow.run_id, [dg.DagsterRunStatus.CANCELED])
         assert events(pg_url, "run.cancel")[0]["run_id"] == slow.run_id
 
+        # stop (without --discard): the version's active run is canceled, nothing deleted
+        again = control.retry(instance, workspace, conn, MODULE, version)
+        wait_for(instance, again.run_id, [dg.DagsterRunStatus.STARTED])
+        assert dmetl(["stop", MODULE, version]) == 0
+        wait_for(instance, again.run_id, [dg.DagsterRunStatus.CANCELED])
+        assert events(pg_url, "version.stop")[0]["outcome"] == "ok"
+        assert not registry.is_discarded(conn, MODULE, version)
+
         (folder / "mode.txt").write_text("ok")
         assert dmetl(["retry", MODULE, version]) == 0
         [event] = events(pg_url, "run.retry")
         done = wait_for(instance, event["run_id"], [dg.DagsterRunStatus.SUCCESS,
                                                     dg.DagsterRunStatus.FAILURE])  # fmt: skip
         assert done.status == dg.DagsterRunStatus.SUCCESS
-        assert done.parent_run_id == slow.run_id and done.root_run_id == first.run_id
+        assert done.parent_run_id == again.run_id and done.root_run_id == first.run_id
         ran = succeeded_steps(instance, done.run_id)
         assert f"{MODULE}__upload" in ran and not finished & ran
         assert registry.is_published(conn, MODULE, version)
