@@ -54,6 +54,7 @@ class FailureReport:
     failed_steps: list[str]
     root_cause: str
     url: str
+    will_retry: bool = False  # the instance's run retries will re-execute it (dagster/will_retry)
 
     @property
     def title(self) -> str:
@@ -69,6 +70,7 @@ class FailureReport:
                 f"failed step: {', '.join(self.failed_steps) or '-'}",
                 f"root cause: {self.root_cause}",
                 f"run: {self.url}",
+                *(["retry: the instance re-executes it from failure"] if self.will_retry else []),
             ]
         )
 
@@ -82,6 +84,7 @@ class FailureReport:
             "failed_steps": self.failed_steps,
             "root_cause": self.root_cause,
             "url": self.url,
+            "will_retry": self.will_retry,
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
 
@@ -117,6 +120,7 @@ def report_for(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> F
         failed_steps=steps,
         root_cause=cause,
         url=alerts.run_url(run.run_id),
+        will_retry=run.tags.get("dagster/will_retry") == "true",
     )
 
 
