@@ -36,6 +36,8 @@ def fingerprint(loaded: LoadedModule) -> str:
     """A hash of the size and modification time of every local input of the module."""
     items = []
     for entry in loaded.model.collection:
+        if not entry.watch:
+            continue
         ext = entry.extract
         if isinstance(ext, FileConnector):
             paths = resolve_paths(ext.path, loaded.folder)
@@ -52,7 +54,8 @@ def fingerprint(loaded: LoadedModule) -> str:
 
 def has_local_sources(loaded: LoadedModule) -> bool:
     return any(
-        isinstance(e.extract, FileConnector | ScriptCollector) for e in loaded.model.collection
+        e.watch and isinstance(e.extract, FileConnector | ScriptCollector)
+        for e in loaded.model.collection
     )
 
 

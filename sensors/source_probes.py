@@ -89,6 +89,8 @@ def _sftp(entry: CollectionEntry, ctx: ExtractContext) -> Any:
 def prober(entry: CollectionEntry) -> Callable[[CollectionEntry, ExtractContext], Any] | None:
     """How to fingerprint this source remotely, or None (local, or nothing to watch)."""
     ext = entry.extract
+    if not entry.watch:
+        return None
     if isinstance(ext, S3Connector):
         return _s3
     if isinstance(ext, PostgresConnector) and ext.watermarkQuery:

@@ -73,6 +73,13 @@ def module_doc(topic: str, host_key: str) -> dict:
             ),
             entry("stream", {"type": "kafka", "connection": "events", "topic": topic}),
             entry("partner", {"type": "sftp", "connection": "partner", "path": "/drop/*.csv"}),
+            {
+                **entry(
+                    "archive",
+                    {"type": "s3", "connection": "lake", "bucket": "drop", "prefix": "elsewhere/"},
+                ),
+                "watch": False,
+            },
         ],  # fmt: skip
     }
 
@@ -174,7 +181,8 @@ def test_a_burst_across_s3_postgres_kafka_and_sftp_is_one_version(
         # the module's run committed its Kafka batch: not a change
         commit(kafka_bootstrap, "dm.watched.items.stream", topic, 4)
         assert not tick(instance, sensor, burst.cursor).run_requests
-        # only objects under the prefix count; a rewritten object (new ETag) does
+        # only objects under a watched source's prefix count (the archive source has watch:
+        # false); a rewritten object (new ETag) does
         s3.put_object(Bucket="drop", Key="elsewhere/z.csv", Body=b"item_id\n7\n")
         assert not tick(instance, sensor, burst.cursor).run_requests
         s3.put_object(Bucket="drop", Key="in/a.csv", Body=b"item_id\n1\n3\n")

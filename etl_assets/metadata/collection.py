@@ -230,3 +230,8 @@ class CollectionEntry(_Model):
     mapping: dict[str, str] = Field(
         default_factory=dict, description="rename source fields to column names"
     )
+    watch: bool = Field(
+        default=True,
+        description="the module's source sensor starts a new version when this source changes"
+        " (false: it is read by runs but not watched, e.g. a large SFTP file hashed every minute)",
+    )
