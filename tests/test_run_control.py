@@ -236,10 +236,13 @@ def test_stop_discards_an_unpublished_version_and_never_a_published_one(node):
     step = storage.path_for(dg.AssetKey([MODULE, "clean", "items"]), version)
     step.parent.mkdir(parents=True, exist_ok=True)
     step.with_name(f"{version}.parquet").write_bytes(b"x")
+    plan = storage.path_for(dg.AssetKey(["_kafka_plans", MODULE]), version) / "items__k.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text("{}")
 
     assert dmetl(["stop", MODULE, version, "--discard"]) == 0
     assert version not in outbox.versions(MODULE)
-    assert not step.with_name(f"{version}.parquet").exists()
+    assert not step.with_name(f"{version}.parquet").exists() and not plan.exists()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert registry.is_discarded(conn, MODULE, version)
         registry.approve(conn, MODULE, version, "ana")
