@@ -132,7 +132,7 @@ def events(pg_url: str, action: str) -> list[dict]:
         return audit.query(conn, action=action, limit=10)
 
 
-def test_pause_resume_and_skip_the_next_tick(node):
+def test_pause_resume_and_skip_the_next_tick(node, capsys):
     session, workspace, _, pg_url = node
     instance = session.instance
     states = lambda: {n: r for n, _, r in control.status(instance, workspace, MODULE)}  # noqa: E731
@@ -150,6 +150,12 @@ def test_pause_resume_and_skip_the_next_tick(node):
 
     # skip: the next tick is skipped and says who asked; the tick after it runs
     assert dmetl(["skip", MODULE]) == 0
+    now = dt.datetime.now(dt.UTC)
+    next_3am = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    next_3am += dt.timedelta(days=1) if next_3am <= now else dt.timedelta()
+    assert f"tick at {next_3am.isoformat(timespec='minutes')} will be skipped" in (
+        capsys.readouterr().out
+    )
     [event] = events(pg_url, "schedule.skip")
     assert (event["module"], event["outcome"], event["role"]) == (MODULE, "ok", "cli")
     schedule = build_schedule(load_catalog(node[2].parent).module(MODULE).loaded)

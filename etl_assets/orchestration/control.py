@@ -20,6 +20,8 @@ workspace request context, exactly as Dagster's own GraphQL resolvers do:
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +56,12 @@ class InstigatorChange:
     kind: str  # schedule | sensor
     was_running: bool
     running: bool
+
+
+@dataclass(frozen=True)
+class SkipRequest:
+    pending: int  # skip requests not yet consumed, this one included
+    tick: dt.datetime | None  # the tick this request skips (if the window allows it)
 
 
 @dataclass(frozen=True)
@@ -163,12 +171,14 @@ def resume(
 
 def skip_next_tick(
     workspace: BaseWorkspaceRequestContext, conn: psycopg.Connection, module: str, by: str
-) -> int:
-    """Record that the module's next scheduled tick is skipped; returns how many are pending."""
+) -> SkipRequest:
+    """Record that the module's next scheduled tick is skipped (each request skips one)."""
     schedules = [i for i in module_instigators(workspace, module) if _kind(i) == "schedule"]
     _require(schedules, module, "schedule")
     registry.request_skip(conn, module, by)
-    return registry.pending_skips(conn, module)
+    pending = registry.pending_skips(conn, module)
+    ticks = schedules[0].execution_time_iterator(time.time())
+    return SkipRequest(pending, next(itertools.islice(ticks, pending - 1, None), None))
 
 
 # --- runs -------------------------------------------------------------------------------------
