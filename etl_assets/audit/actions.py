@@ -30,6 +30,12 @@ class Action(StrEnum):
     SCRIPT_RELEASE = "script.release"
     ROLE_CHANGE = "roles.change"
     CHECKPOINT = "audit.checkpoint"
+    MODULE_PAUSE = "module.pause"  # dmetl pause: detail.stopped lists the schedules/sensors
+    MODULE_RESUME = "module.resume"
+    TICK_SKIP = "schedule.skip"  # the next scheduled tick of a module will be skipped
+    RUN_CANCEL = "run.cancel"  # detail.force: marked canceled without the launcher
+    RUN_RETRY = "run.retry"  # re-executed from failure; target.run is the new run
+    VERSION_STOP = "version.stop"  # active runs canceled; detail.discard: outbox deleted
 
 
 class Outcome(StrEnum):

@@ -167,6 +167,8 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
         passed, message, metrics = verify_outbox_privacy(
             outbox, kit.loaded, table, version, reference=clean
         )
+        log = context.log.info if passed else context.log.error
+        log(f"{table.name}: privacy models: {message}")  # counts and levels, never values
         return dg.AssetCheckResult(passed=passed, description=message, metadata=metrics)
 
     return [shrink_check(kit, table), _privacy]
