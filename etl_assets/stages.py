@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from etl_assets.execution import step_tags
+from etl_assets.governance import gate
 from etl_assets.metadata import SEMVER, DataModule
 from etl_assets.metadata.loader import LoadedModule
+from resources.deployment import GovernanceResource
 from resources.outbox import OutboxResource
+from resources.postgres import PostgresResource
 
 STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
 
@@ -145,3 +148,22 @@ def restricted_errors(
             f" restricted values, so it is kept in the restricted zone: {uri}",
             allow_retries=False,
         ) from None
+
+
+def governance_gate(
+    kit: StageKit,
+    context: dg.AssetExecutionContext,
+    version: str,
+    governance: GovernanceResource,
+    postgres: PostgresResource,
+) -> None:
+    """The first steps of a run call this: with governance enabled, a module whose connections
+    lack a grant for its owners, or whose scripts are unreleased or modified, fails here (not
+    retried), with every reason named; otherwise nothing happens (and nothing is read)."""
+    if not governance.enabled:
+        return
+    with postgres.connect(autocommit=True) as conn:
+        try:
+            gate.check(conn, kit.loaded, version=version, run_id=context.run.run_id)
+        except gate.GateRefused as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -57,6 +57,8 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    # connection grants and released scripts are enforced at run start (etl_assets/governance)
+    governance: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -102,6 +104,7 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            governance=_flag(env, "DM_GOVERNANCE", default=kind == "prod"),
         )
 
     @property
@@ -134,6 +137,17 @@ class PrivacyResource(dg.ConfigurableResource):
         default=False,
         description="show rows of extracted and clean data in asset metadata (under"
         " dm/restricted/): exposes personal data to every UI user who may see restricted data",
+    )
+
+
+class GovernanceResource(dg.ConfigurableResource):
+    """Whether runs must pass the governance gate (etl_assets/governance/gate.py): every
+    connection of a module granted to its owners, every script released and unmodified."""
+
+    enabled: bool = Field(
+        default=False,
+        description="refuse a run whose connections lack a grant or whose scripts are unreleased"
+        " or modified (DM_GOVERNANCE; on by default in DM_DEPLOYMENT=prod)",
     )
 
 
@@ -179,9 +193,11 @@ def _env_or_none(name: str, present: bool) -> dg.EnvVar | None:
     return dg.EnvVar(name) if present else None
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = (env.get(name) or "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+    if value == "":
+        return default
+    if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
@@ -215,6 +231,7 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
         ),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
         "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
+        "governance": GovernanceResource(enabled=deployment.governance),
     }
 
 
@@ -283,16 +300,17 @@ def _secret(env: Mapping[str, str], deployment: Deployment, name: str) -> bytes:
     return keys.key(name)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, unit: str = "seconds") -> int:
+    """A positive whole number (`unit`: what it counts, for the error)."""
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise DeploymentError(f"{name}={raw!r}: expected a whole number of seconds") from None
+        raise DeploymentError(f"{name}={raw!r}: expected a whole number ({unit})") from None
     if value <= 0:
-        raise DeploymentError(f"{name}={raw!r}: expected a positive number of seconds")
+        raise DeploymentError(f"{name}={raw!r}: expected a positive whole number ({unit})")
     return value
 
 
@@ -367,6 +385,38 @@ def audit_settings(
         checkpoints=env.get("DM_AUDIT_CHECKPOINTS")
         or str(deployment.dagster_home / "audit-checkpoints"),
         checkpoint_seconds=_int(env, "DM_AUDIT_CHECKPOINT_SECONDS", 300),
+    )
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where notification e-mails go (access requests and decisions; alerts may share it).
+    `host` None means e-mail is off; the password is read from `DM_SMTP_PASSWORD` only."""
+
+    host: str | None
+    port: int = 25
+    sender: str = "dmetl@localhost"
+    user: str | None = None
+    password: str | None = field(repr=False, default=None)
+    starttls: bool = False
+    timeout_seconds: int = 10
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+def smtp_settings(environ: Mapping[str, str] | None = None) -> SmtpSettings:
+    """`DM_SMTP_HOST`, `DM_SMTP_PORT` (25), `DM_SMTP_FROM`, `DM_SMTP_USER`, `DM_SMTP_PASSWORD`,
+    `DM_SMTP_STARTTLS` (false)."""
+    env = os.environ if environ is None else environ
+    return SmtpSettings(
+        host=env.get("DM_SMTP_HOST") or None,
+        port=_int(env, "DM_SMTP_PORT", 25, unit="port number"),
+        sender=env.get("DM_SMTP_FROM") or "dmetl@localhost",
+        user=env.get("DM_SMTP_USER") or None,
+        password=env.get("DM_SMTP_PASSWORD") or None,
+        starttls=_flag(env, "DM_SMTP_STARTTLS"),
     )
 
 

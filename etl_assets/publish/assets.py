@@ -14,8 +14,8 @@ from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
 from etl_assets.publish.version import publish_version, write_version_snapshot
 from etl_assets.results import UploadCounts
-from etl_assets.stages import StageKit
-from resources.deployment import SecretsResource
+from etl_assets.stages import StageKit, governance_gate
+from resources.deployment import GovernanceResource, SecretsResource
 from resources.io_manager import ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -194,8 +194,10 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         outbox: OutboxResource,
         postgres: PostgresResource,
         secrets: SecretsResource,
+        governance: GovernanceResource,
     ):
         version = kit.version(context)
+        governance_gate(kit, context, version, governance, postgres)
         try:
             report = publish_version(
                 kit.loaded,
