@@ -59,6 +59,8 @@ class Deployment:
     executor: str = "auto"
     # connection grants and released scripts are enforced at run start (etl_assets/governance)
     governance: bool = False
+    # where `dmetl serve` is reached (DM_WEB_PUBLIC_URL); assets link to its console pages
+    web_url: str = "http://127.0.0.1:3000"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -105,6 +107,7 @@ class Deployment:
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
             governance=_flag(env, "DM_GOVERNANCE", default=kind == "prod"),
+            web_url=(env.get("DM_WEB_PUBLIC_URL") or "").rstrip("/") or "http://127.0.0.1:3000",
         )
 
     @property

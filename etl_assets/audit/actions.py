@@ -35,6 +35,10 @@ class Action(StrEnum):
     RUN_REFUSED = "run.refused"  # the governance gate refused a run (grants, scripts)
     ROLE_CHANGE = "roles.change"
     CHECKPOINT = "audit.checkpoint"
+    CONSOLE_REFUSED = "console.refused"  # a console page or form refused (role or CSRF)
+    RUN_STOP = "run.stop"  # a running version stopped from the console; detail.discard
+    MODULE_PAUSE = "module.pause"  # a module's schedules and sensors stopped
+    MODULE_RESUME = "module.resume"
 
 
 class Outcome(StrEnum):
