@@ -14,10 +14,10 @@ from starlette.staticfiles import StaticFiles
 
 from etl_assets.console import framework
 from etl_assets.console.framework import PREFIX, Console, Ctx
-from etl_assets.console.pages import home
+from etl_assets.console.pages import config, connections, home, scripts
 
 # Every page module exports `routes: list[Route]`; add a new one here.
-PAGE_MODULES: list[ModuleType] = [home]
+PAGE_MODULES: list[ModuleType] = [home, connections, scripts, config]
 
 
 def routes() -> list[Route | Mount]:

@@ -34,12 +34,17 @@ class GovernanceError(ValueError):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, for permissions and the audit log: a user name (an e-mail when signed in) and
-    the role label the audit log records; `admin` may decide any connection's requests."""
+    """Who acts, for permissions and the audit log: a user name (an e-mail when signed in), the
+    role label the audit log records, `admin` (may decide any connection's requests) and the
+    owner identities the user speaks for (their e-mail, `team:<group>` of their groups)."""
 
     name: str
     role: str
     admin: bool = False
+    ids: frozenset[str] = frozenset()
+
+    def is_owner(self, owners: tuple[str, ...] | list[str]) -> bool:
+        return bool({self.name, *self.ids} & set(owners))
 
 
 class ConnectionSpec(BaseModel):
@@ -251,7 +256,7 @@ def _pending(conn: psycopg.Connection, connection: str, grantee: str) -> bool:
 
 def may_decide(connection: RegisteredConnection, actor: Actor) -> bool:
     """Owners decide requests for their connection; admins for every connection."""
-    return actor.admin or actor.name in connection.owners
+    return actor.admin or actor.is_owner(connection.owners)
 
 
 def decide(
