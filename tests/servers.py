@@ -345,8 +345,8 @@ class _Inbox:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[int, _Inbox]]:
+@contextlib.contextmanager
+def smtp_inbox() -> Iterator[tuple[int, _Inbox]]:
     """An SMTP server on a free loopback port; yields (port, inbox)."""
     inbox = _Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
@@ -355,3 +355,9 @@ def smtp_server() -> Iterator[tuple[int, _Inbox]]:
         yield controller.port, inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, _Inbox]]:
+    with smtp_inbox() as server:
+        yield server

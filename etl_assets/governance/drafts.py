@@ -97,7 +97,9 @@ def validate_draft(module_folder: Path, filename: str, text: str) -> Validation:
 def save_draft(
     conn: psycopg.Connection, module_folder: Path, filename: str, text: str, actor: Actor
 ) -> tuple[Validation, Draft | None]:
-    """Validate and, when valid, store the draft (audited: its hash, never its text)."""
+    """Validate and, when valid, store the draft (audited: its hash, never its text). Line
+    ends are normalized to `\n` (a browser's form sends a textarea's lines ended by CRLF)."""
+    text = text.replace("\r\n", "\n")
     result = validate_draft(module_folder, filename, text)
     if not result.ok:
         return result, None

@@ -149,7 +149,7 @@ def detail_page(ctx: Ctx):
         )
     declared = declared_connections(ctx).get(found.name)
     return render(
-        ctx, "connection.html", c=found, status=status, requests=requests, declared=declared,
+        ctx, "connection.html", c=found, access_state=status, requests=requests, declared=declared,
         deciding=deciding,
     )  # fmt: skip
 
