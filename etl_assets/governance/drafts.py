@@ -158,6 +158,18 @@ def draft_diff(module_folder: Path, draft: Draft) -> str:
     )
 
 
+def _write(module_folder: Path, draft: Draft) -> None:
+    """The draft as the module's metadata file, replaced atomically; a metadata file of another
+    name (the loader would prefer it) is kept aside, hidden from the loader."""
+    target = module_folder / draft.filename
+    partial = target.with_name(f".{draft.filename}.draft-{draft.id}")
+    partial.write_text(draft.text, "utf-8")
+    os.replace(partial, target)
+    for other in METADATA_FILES:
+        if other != draft.filename and (module_folder / other).is_file():
+            os.replace(module_folder / other, module_folder / f".{other}.before-draft-{draft.id}")
+
+
 def release_draft(
     conn: psycopg.Connection, module_folder: Path, draft_id: int, actor: Actor
 ) -> Draft:
@@ -178,26 +190,21 @@ def release_draft(
         raise GovernanceError(
             "a module is released only when all its scripts are:\n" + "\n".join(unreleased)
         )
-    target = module_folder / draft.filename
-    partial = target.with_name(f".{draft.filename}.draft-{draft_id}")
-    partial.write_text(draft.text, "utf-8")
-    os.replace(partial, target)
-    for other in METADATA_FILES:
-        if other != draft.filename and (module_folder / other).is_file():
-            # the loader would prefer it: keep it aside, hidden from the loader
-            os.replace(module_folder / other, module_folder / f".{other}.before-draft-{draft_id}")
     with conn.transaction():
-        conn.execute(
+        updated = conn.execute(
             f"""UPDATE {SCHEMA}.drafts SET status = 'released', decided_by = %s,
-                decided_at = now() WHERE id = %s""",
+                decided_at = now() WHERE id = %s AND status = 'draft'""",
             (actor.name, draft_id),
         )
+        if updated.rowcount != 1:  # another release (or discard) came first
+            raise GovernanceError(f"draft {draft_id} was decided already")
         audit.record(
             conn, actor=actor.name, role=actor.role, action=audit.Action.DRAFT_RELEASE,
             target=audit.Target(module=draft.module, name=f"draft:{draft_id}"),
             detail={"file": draft.filename, "sha256": draft.sha256,
                     "metadata_hash": result.metadata_hash},
         )  # fmt: skip
+        _write(module_folder, draft)  # last: a failed write rolls the release back
     released = get_draft(conn, draft_id)
     assert released is not None
     return released
