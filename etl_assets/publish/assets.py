@@ -235,6 +235,14 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                         if len(names) > 1
                     },
                     "dm/published_as": ", ".join(report.locations.get(n, "") for n in names),
+                    # which version consumers read now: this one, or a higher one published before
+                    "dm/served_version": report.current_version or "",
+                    "dm/is_current": dg.MetadataValue.bool(report.current_version == version),
+                    **(
+                        {"dm/served_as": ", ".join(report.served.get(n, "") for n in names)}
+                        if report.served
+                        else {}
+                    ),
                     "dm/croissant": dg.MetadataValue.path(str(report.croissant_path)),
                     "dm/sink": report.sink,
                 },

@@ -1,9 +1,10 @@
 """Publishing a version: its metadata snapshot in the outbox, the approval gate, the module's sink,
-the registry row and the Croissant metadata, in that order."""
+the registry row, the Croissant metadata and the outbox's `current.json` pointer, in that order."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 from etl_assets import registry
@@ -57,7 +58,7 @@ def _register(postgres: PostgresResource, request: PublishRequest, report: Publi
     with postgres.connect(autocommit=True) as conn:
         registry.ensure(conn)
         with conn.transaction(), conn.cursor() as cur:
-            registry.record_version(
+            report.current_version = registry.record_version(
                 cur,
                 module=request.module,
                 version=request.version,
@@ -69,7 +70,25 @@ def _register(postgres: PostgresResource, request: PublishRequest, report: Publi
                 tables=report.locations,
                 rows=report.rows,
                 run_id=request.run_id,
+                document=request.loaded.document,
             )
+
+
+def write_current_pointer(outbox: OutboxResource, module: str, version: str | None) -> str | None:
+    """`published/<module>/current.json`: the version consumers are served and its folder."""
+    if version is None:
+        return None
+    return outbox.write_current(
+        module,
+        {
+            "module": module,
+            "version": version,
+            "folder": version,
+            "uri": outbox.version_uri(module, version),
+            "croissant": f"{version}/{CROISSANT_FILE}",
+            "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def publish_version(
@@ -108,10 +127,12 @@ def publish_version(
         _register(postgres, request, report)
     doc = croissant(loaded, version, outbox, report.locations)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
+    write_current_pointer(outbox, model.name, report.current_version)
     if log:
         for name in names:
             log.info(
                 f"published {name}: {report.rows.get(name, 0):,} rows"
                 f" ({report.inserted.get(name, 0):,} inserted) as {report.locations.get(name, '?')}"
             )
+        log.info(f"{model.name} serves {report.current_version} (the highest published version)")
     return report
