@@ -9,6 +9,7 @@ from pathlib import Path
 
 from etl_assets.cli import audit as audit_cli
 from etl_assets.cli import drafts as drafts_cli
+from etl_assets.cli import outbox as outbox_cli
 from etl_assets.cli import scripts as scripts_cli
 from etl_assets.cli import serve as serve_cli
 from etl_assets.cli.modules import cmd_new, cmd_validate
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     audit_cli.add_parser(sub)
     scripts_cli.add_parser(sub)
     drafts_cli.add_parser(sub)
+    outbox_cli.add_parser(sub)
     return p
 
 

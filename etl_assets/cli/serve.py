@@ -19,6 +19,7 @@ from resources.deployment import (
     s3_resource,
     web_settings,
 )
+from resources.io_manager import ParquetIOManager
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,7 @@ def cmd_serve(args: argparse.Namespace, session: Session) -> int:
             modules_dir=session.deployment.modules_dir,
             audit_settings=settings,
             checkpoint_store=store,
+            storage=ParquetIOManager(base_dir=session.deployment.storage_root),
         )
         serve(
             web=web,

@@ -51,6 +51,7 @@ class ConsoleServices:
     modules_dir: Path
     audit_settings: AuditSettings
     checkpoint_store: Any = None
+    storage: Any = None  # the ParquetIOManager: clean data as t-closeness's reference
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Console:
     services: ConsoleServices
     auditor: Auditor
     secret: bytes
-    dagster_url: str = ""  # where the Dagster UI is ("" = this server's root)
+    process_context: Any = None  # the webserver's RoleProcessContext: launches runs
 
 
 def csrf_token(secret: bytes, principal: Principal, session_csrf: str | None) -> str:
@@ -80,6 +81,10 @@ class Ctx:
         self.roles = self.principal.roles
         self.csrf = csrf_token(console.secret, self.principal, request.scope.get(CSRF_KEY))
         self.form: dict[str, list[str]] = {}
+
+    def workspace(self):
+        """Dagster's view of the workspace for this request (with this principal's roles)."""
+        return self.console.process_context.create_request_context(self.request)
 
     def may(self, action: str) -> bool:
         return may(self.roles, action)

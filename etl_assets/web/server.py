@@ -98,7 +98,9 @@ def build_app(
     dagster_app = DmWebserver(process_context, auditor=auditor).create_asgi_app()
     console_app = None
     if console is not None:
-        console_app = build_console_app(Console(console, auditor, web.session_secret))
+        console_app = build_console_app(
+            Console(console, auditor, web.session_secret, process_context)
+        )
     return SignInMiddleware(
         Router(routes.app(), dagster_app, console_app),
         authenticate=authenticator,
