@@ -94,3 +94,18 @@ def test_guard_and_csrf(console):
         ).fetchall()
     assert [r[1] for r in rows] == ["denied"] * 3
     assert {r[2] for r in rows} == {"csrf"}  # the viewer's form had no valid token either
+
+
+def test_every_asset_links_to_its_module_console_page(tmp_path):
+    from etl_assets.definitions import build_definitions
+    from resources.deployment import Deployment
+    from tests.conftest import EXAMPLES
+
+    env = {"DAGSTER_HOME": str(tmp_path), "DM_WEB_PUBLIC_URL": "https://etl.example.org/"}
+    defs, _ = build_definitions(EXAMPLES, Deployment.from_environ(env))
+    with dg.instance_for_test():
+        graph = defs.resolve_asset_graph()
+    links = {key: graph.get(key).metadata.get("dm/console") for key in graph.get_all_asset_keys()}
+    assert links and all(isinstance(v, dg.UrlMetadataValue) for v in links.values())
+    wards = links[dg.AssetKey(["clinic", "outbox", "wards"])]
+    assert wards.url == "https://etl.example.org/console/modules/clinic"
