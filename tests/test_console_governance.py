@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -53,6 +55,20 @@ def browser():
         b.close()
 
 
+def publish_two_versions(folder: Path, env: dict[str, str]) -> None:
+    """clinic 1.0.1, then 1.0.2 after a metadata change (the config history has two hashes)."""
+    code = "import sys; from etl_assets.cli import main; sys.exit(main())"
+    meta = folder / "module.jsonld"
+    for n in (1, 2):
+        if n == 2:
+            meta.write_text(meta.read_text().replace('"retentionDays": 30', '"retentionDays": 45'))
+        done = subprocess.run(
+            [sys.executable, "-c", code, "run", "clinic"], cwd=ROOT, env=env,
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, pg_server_url):
     tmp = tmp_path_factory.mktemp("governance")
@@ -73,6 +89,7 @@ def site(tmp_path_factory, pg_server_url):
             DM_WEB_PUBLIC_URL=f"http://127.0.0.1:{port}",
             DM_SMTP_HOST="127.0.0.1", DM_SMTP_PORT=str(smtp_port), DM_SMTP_FROM="etl@example.org",
         )  # fmt: skip
+        publish_two_versions(tmp / "datamodules" / "clinic", env)
         with dmetl_serve(tmp, env, port=port) as served:
             served.inbox = inbox  # type: ignore[attr-defined]
             served.modules = tmp / "datamodules"  # type: ignore[attr-defined]
@@ -243,6 +260,15 @@ def test_manage_scripts_and_upload_metadata(site, people):
     broken = current.replace('"onViolation"', '"strategy"', 1)
     ed.goto(f"{site.url}/console/modules/clinic/config")
     named(ed)
+    versions = ed.get_by_role("table", name="Published versions and their metadata")
+    expect(versions.get_by_role("row", name=re.compile("1.0.2 \\(current\\)"))).to_have_count(1)
+    ed.get_by_label("From version").select_option("1.0.1")
+    ed.get_by_label("To version").select_option("1.0.2")
+    ed.get_by_role("button", name="Compare metadata").click()
+    compared = ed.get_by_label("Metadata difference between 1.0.1 and 1.0.2")
+    expect(compared).to_contain_text('-  "retentionDays": 30')
+    expect(compared).to_contain_text('+  "retentionDays": 45')
+    shot(ed, "config-history")
     ed.get_by_label("File name").select_option("module.jsonld")
     ed.get_by_label("Metadata file contents").fill(broken)
     ed.get_by_role("button", name="Validate and store draft").click()

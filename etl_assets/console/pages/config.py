@@ -8,7 +8,7 @@ from pathlib import Path
 
 from starlette.routing import Route
 
-from etl_assets import registry
+from etl_assets import history
 from etl_assets.console.framework import PREFIX, Ctx, redirect, render, require
 from etl_assets.console.pages.connections import actor_of
 from etl_assets.governance import drafts
@@ -27,14 +27,28 @@ def _not_found(ctx: Ctx):
     return render(ctx, "problem.html", 404, title="Not found", message="No such module.")
 
 
+def _version_diff(ctx: Ctx, conn, module: str) -> tuple[str, str, str | None, str]:
+    """(old, new, diff or None when not asked, problem) from the `old` and `new` parameters."""
+    old, new = ctx.param("old"), ctx.param("new")
+    if not (old and new):
+        return old, new, None, ""
+    try:
+        text = history.diff(conn, module, old, new, ctx.services.outbox)
+    except history.HistoryError as exc:
+        return old, new, None, str(exc)
+    return old, new, text, ""
+
+
 def _page(ctx: Ctx, folder: Path, status: int = 200, **form):
     with ctx.services.postgres.connect(autocommit=True) as conn:
-        versions = registry.list_versions(conn, folder.name)
+        entries = history.history(conn, folder.name)
+        old, new, diff, problem = _version_diff(ctx, conn, folder.name)
         module_drafts = drafts.list_drafts(conn, folder.name)
     filename, _ = drafts.current_text(folder)
     values = {"filename": form.pop("filename", filename), "text": form.pop("text", "")}
     return render(
-        ctx, "config.html", status, module=folder.name, current=filename, versions=versions,
+        ctx, "config.html", status, module=folder.name, current=filename, entries=entries,
+        old=old, new=new, diff=diff, problem=problem,
         drafts=module_drafts, files=METADATA_FILES, values=values,
         errors=form.pop("errors", ()), warnings=form.pop("warnings", ()),
     )  # fmt: skip
