@@ -145,6 +145,14 @@ def test_a_governed_run_refuses_missing_grants_and_unreleased_scripts(
     assert main(["run", "shop"]) == 1
     out = capsys.readouterr().err
     assert "missing grant: connection 'hospital_db' for sam@example.org" in out
+    assert main(["connection", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert (
+        "hospital_db" in listed
+        and "HOSPITAL_DB_URL" in listed
+        and "run-start gate: enforced" in listed
+    )
+    assert "  shop: refused\n    - missing grant: connection 'hospital_db'" in listed
     with psycopg.connect(pg_url, autocommit=True) as conn:
         request = reg.request_access(
             conn, "hospital_db", Actor("sam@example.org", "viewer"), "shop"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from etl_assets.cli import audit as audit_cli
+from etl_assets.cli import connections as connections_cli
 from etl_assets.cli import drafts as drafts_cli
 from etl_assets.cli import outbox as outbox_cli
 from etl_assets.cli import scripts as scripts_cli
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
     serve_cli.add_parser(sub)
     audit_cli.add_parser(sub)
     scripts_cli.add_parser(sub)
+    connections_cli.add_parser(sub)
     drafts_cli.add_parser(sub)
     outbox_cli.add_parser(sub)
     return p
