@@ -14,6 +14,8 @@ from etl_assets.cli import main
 from etl_assets.governance import connections as reg
 from etl_assets.governance import notify
 from etl_assets.governance.connections import Actor, ConnectionSpec, GovernanceError
+from etl_assets.governance.gate import evaluate
+from etl_assets.metadata.loader import load_module
 from resources.deployment import Deployment, smtp_settings
 from tests.servers import smtp_server  # noqa: F401 - fixture
 
@@ -187,3 +189,20 @@ def test_a_modified_script_refuses_to_run_naming_both_hashes(governed_shop, pg_u
     with psycopg.connect(pg_url, autocommit=True) as conn:
         event = audit.query(conn, action="script.release")[0]
     assert event["module"] == "shop" and event["outcome"] == "ok"
+
+
+def test_the_gate_names_a_type_the_registry_disagrees_with(governed_shop, pg_url):
+    loaded = load_module(governed_shop)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        reg.save_connection(
+            conn, ConnectionSpec.parse({**SPEC, "type": "mysql"}), EDITOR, create=True
+        )
+        problems = evaluate(conn, loaded).problems
+        assert any(
+            "registered as 'mysql' but module 'shop' declares it as 'postgres'" in p
+            for p in problems
+        )
+        # an external data module reached through a postgres connection is no contradiction
+        spec = ConnectionSpec.parse({**SPEC, "type": "datamodule"})
+        reg.save_connection(conn, spec, EDITOR, create=False)
+        assert not any("registered as" in p for p in evaluate(conn, loaded).problems)

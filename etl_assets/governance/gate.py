@@ -49,7 +49,7 @@ def _connection_problems(
             " registers it (console → Connections) and its owners grant access"
         ]
     problems = []
-    if registered.type != declared.type and declared.type in (registered.type, *_META_TYPES):
+    if registered.type in _META_TYPES and registered.type != declared.type:
         problems.append(
             f"connection {declared.name!r} is registered as {registered.type!r} but module"
             f" {module!r} declares it as {declared.type!r}"
