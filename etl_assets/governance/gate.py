@@ -89,10 +89,26 @@ def check(
     result = evaluate(conn, loaded)
     if result.ok:
         return
+    if run_id is None or run_id not in _AUDITED:  # one event per run for the steps in a process
+        if run_id is not None:
+            _AUDITED.add(run_id)
+        _audit_refusal(conn, loaded, result, version, run_id)
+    raise GateRefused(result.message())
+
+
+_AUDITED: set[str] = set()
+
+
+def _audit_refusal(
+    conn: psycopg.Connection,
+    loaded: LoadedModule,
+    result: GateResult,
+    version: str,
+    run_id: str | None,
+) -> None:
     with conn.transaction():
         audit.record(
             conn, actor="system", role="governance", action=audit.Action.RUN_REFUSED,
             target=audit.Target(module=loaded.name, version=version, run=run_id),
             outcome=audit.Outcome.DENIED, detail={"problems": list(result.problems)},
         )  # fmt: skip
-    raise GateRefused(result.message())
