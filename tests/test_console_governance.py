@@ -235,6 +235,10 @@ def test_approve_external_datamodule_access(site, people):
     assert "Granted for the study." in mail.get_content()
     dana.goto(f"{site.url}/console/connections/hospital_db")
     expect(dana.locator("dl")).to_contain_text("granted")
+    # the grant stays until an owner revokes it; nobody else may
+    assert post(oscar, site, f"/console/access/{request_id}/revoke", {"csrf": token}) == 403
+    expect(olga.get_by_role("button", name=f"Revoke grant {request_id}")).to_be_visible()
+    named(olga)
 
 
 def test_manage_scripts_and_upload_metadata(site, people):

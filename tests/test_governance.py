@@ -82,6 +82,14 @@ def test_owners_decide_requests_and_an_approval_is_a_grant(conn):
     assert [r.id for r in reg.list_requests(conn, owner=OWNER.name)] == [request.id]
     events = audit.query(conn, action="access.decide")
     assert json.loads(events[0]["body"])["detail"]["decision"] == "approved"
+    with pytest.raises(GovernanceError, match="only the owners of 'hospital_db'"):
+        reg.revoke(conn, request.id, USER)
+    assert reg.revoke(conn, request.id, OWNER, "study over").status == "revoked"
+    assert not reg.has_access(conn, connection, USER.name)
+    with pytest.raises(GovernanceError, match="is revoked, not a grant"):
+        reg.revoke(conn, request.id, OWNER)
+    again = reg.request_access(conn, "hospital_db", USER, "follow-up study")  # may ask again
+    assert again.status == "pending"
 
 
 def test_requester_and_owners_are_notified_by_email(conn, smtp_server):  # noqa: F811

@@ -295,6 +295,39 @@ def decide(
     return decided
 
 
+def revoke(
+    conn: psycopg.Connection, request_id: int, actor: Actor, note: str = ""
+) -> AccessRequest:
+    """An owner withdraws a grant (an approved request); the next governed run needs a new one."""
+    ensure(conn)
+    with conn.transaction():
+        found = get_request(conn, request_id, for_update=True)
+        if found is None:
+            raise GovernanceError(f"no access request {request_id}")
+        registered = get_connection(conn, found.connection)
+        assert registered is not None  # a foreign key
+        if not may_decide(registered, actor):
+            raise GovernanceError(
+                f"only the owners of {found.connection!r} ({', '.join(registered.owners)})"
+                " revoke its grants"
+            )
+        if found.status != "approved":
+            raise GovernanceError(f"access request {request_id} is {found.status}, not a grant")
+        conn.execute(
+            f"""UPDATE {SCHEMA}.access_requests SET status = 'revoked', decided_by = %s,
+                decided_at = now(), note = %s WHERE id = %s""",
+            (actor.name, (note or "").strip()[:REASON_MAX] or None, request_id),
+        )
+        audit.record(
+            conn, actor=actor.name, role=actor.role, action=audit.Action.ACCESS_DECISION,
+            target=_target(found.connection),
+            detail={"request": request_id, "grantee": found.grantee, "decision": "revoked"},
+        )  # fmt: skip
+    revoked = get_request(conn, request_id)
+    assert revoked is not None
+    return revoked
+
+
 def get_request(
     conn: psycopg.Connection, request_id: int, for_update: bool = False
 ) -> AccessRequest | None:

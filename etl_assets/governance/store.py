@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.access_requests (
     reason       text        NOT NULL,
     requested_at timestamptz NOT NULL DEFAULT now(),
     status       text        NOT NULL DEFAULT 'pending'
-                 CHECK (status IN ('pending', 'approved', 'denied')),
+                 CHECK (status IN ('pending', 'approved', 'denied', 'revoked')),
     decided_by   text,
     decided_at   timestamptz,
     note         text

@@ -226,6 +226,30 @@ def decide(ctx: Ctx):
     )
 
 
+@require("access.decide")
+def revoke(ctx: Ctx):
+    try:
+        request_id = int(ctx.param("id"))
+    except ValueError:
+        return render(ctx, "problem.html", 404, title="Not found", message="No such request.")
+    try:
+        with ctx.services.postgres.connect(autocommit=True) as conn:
+            found = reg.get_request(conn, request_id)
+            registered = found and reg.get_connection(conn, found.connection)
+            if registered and not reg.may_decide(registered, actor_of(ctx)):
+                return forbidden(
+                    ctx, "access.decide", f"Only the owners of {registered.name} revoke its grants."
+                )
+            revoked = reg.revoke(conn, request_id, actor_of(ctx), ctx.field("note"))
+    except GovernanceError as exc:
+        return render(ctx, "problem.html", 400, title="Not revoked", message=str(exc))
+    sent = notify.decision_to_requester(smtp_settings(), revoked)
+    told = f"e-mailed to {', '.join(sent.recipients)}" if sent.sent else sent.note
+    return redirect(
+        f"{PREFIX}/access", f"Grant {revoked.id} of {revoked.grantee} revoked ({told})."
+    )
+
+
 routes = [
     Route(f"{PREFIX}/connections", list_page, methods=["GET"]),
     Route(f"{PREFIX}/connections/new", new_page, methods=["GET"]),
@@ -236,4 +260,5 @@ routes = [
     Route(f"{PREFIX}/connections/{{name}}/request", request_access, methods=["POST"]),
     Route(f"{PREFIX}/access", access_page, methods=["GET"]),
     Route(f"{PREFIX}/access/{{id}}/decide", decide, methods=["POST"]),
+    Route(f"{PREFIX}/access/{{id}}/revoke", revoke, methods=["POST"]),
 ]
