@@ -157,7 +157,10 @@ def test_manage_external_datamodule_connection(site, people):
     )
     owners.fill("olga@example.org")
     ed.get_by_role("button", name="Create connection").click()
-    expect(ed.get_by_role("status")).to_have_text("Connection hospital_db created.")
+    expect(ed.get_by_role("status")).to_have_text(
+        "Connection hospital_db created (owners e-mailed: olga@example.org)."
+    )
+    assert site.inbox.messages[-1]["Subject"] == "You own the connection hospital_db"
     ed.get_by_role("link", name="Edit connection").click()
     ed.get_by_label("Contract: what the connection provides").fill("Admissions; nightly.")
     ed.get_by_role("button", name="Save connection").click()

@@ -49,6 +49,19 @@ def send(settings: SmtpSettings, to: tuple[str, ...], subject: str, body: str) -
     return Delivery(to, True)
 
 
+def owners_assigned(
+    settings: SmtpSettings, connection: RegisteredConnection, new_owners: list[str], link: str = ""
+) -> Delivery:
+    """Tell people they were made owners of a connection (they decide its access requests)."""
+    body = (
+        f"{connection.updated_by} made you an owner of the connection {connection.name!r}"
+        f" ({connection.type}). You approve or deny requests for access to it"
+        + (f" at {link}" if link else " in the console (Access requests)")
+        + ".\n"
+    )
+    return send(settings, mailboxes(new_owners), f"You own the connection {connection.name}", body)
+
+
 def request_to_owners(
     settings: SmtpSettings, connection: RegisteredConnection, request: AccessRequest, link: str = ""
 ) -> Delivery:

@@ -102,10 +102,21 @@ def create(ctx: Ctx):
     try:
         spec = ConnectionSpec.parse(values)
         with ctx.services.postgres.connect(autocommit=True) as conn:
-            reg.save_connection(conn, spec, actor_of(ctx), create=True)
+            saved = reg.save_connection(conn, spec, actor_of(ctx), create=True)
     except GovernanceError as exc:
         return _form(ctx, values, create=True, error=str(exc), status=400)
-    return redirect(f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} created.")
+    told = _tell_owners(ctx, saved, list(saved.owners))
+    return redirect(f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} created{told}.")
+
+
+def _tell_owners(ctx: Ctx, saved: reg.RegisteredConnection, new_owners: list[str]) -> str:
+    """E-mail people made owners; what to tell the editor about it."""
+    if not new_owners:
+        return ""
+    sent = notify.owners_assigned(
+        smtp_settings(), saved, new_owners, _link(ctx, f"{PREFIX}/access")
+    )
+    return f" (owners e-mailed: {', '.join(sent.recipients)})" if sent.sent else ""
 
 
 def _get(ctx: Ctx, conn) -> reg.RegisteredConnection | None:
@@ -127,10 +138,13 @@ def update(ctx: Ctx):
     try:
         spec = ConnectionSpec.parse(values)
         with ctx.services.postgres.connect(autocommit=True) as conn:
-            reg.save_connection(conn, spec, actor_of(ctx), create=False)
+            before = reg.get_connection(conn, spec.name)
+            saved = reg.save_connection(conn, spec, actor_of(ctx), create=False)
     except GovernanceError as exc:
         return _form(ctx, values, create=False, error=str(exc), status=400)
-    return redirect(f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} saved.")
+    added = [o for o in saved.owners if before is None or o not in before.owners]
+    told = _tell_owners(ctx, saved, added)
+    return redirect(f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} saved{told}.")
 
 
 @require("published.view")
