@@ -59,6 +59,15 @@ def test_a_valid_draft_is_stored_diffed_and_released_after_its_scripts(shop, pg_
         assert drafts.get_draft(conn, 1).status == "released"
         with pytest.raises(GovernanceError, match="released already"):
             drafts.release_draft(conn, shop, 1, EDITOR)
+        with pytest.raises(GovernanceError, match="was released already"):
+            drafts.discard_draft(conn, "shop", 1, EDITOR)
+    assert main(["draft", "upload", "shop", str(draft_file)]) == 0
+    assert main(["draft", "discard", "shop", "2"]) == 0
+    assert main(["draft", "release", "shop", "2"]) == 1
+    assert "draft 2 was discarded already" in capsys.readouterr().err
+    assert main(["draft", "list", "shop"]) == 0
+    listed = capsys.readouterr().out
+    assert "    2  discarded" in listed and "    1  released" in listed
 
 
 def test_an_invalid_draft_is_not_stored(shop, pg_url, capsys):

@@ -32,6 +32,7 @@ class Action(StrEnum):
     CONNECTION_EDIT = "connection.edit"
     DRAFT_UPLOAD = "module.draft_upload"  # a metadata file uploaded as a draft of a module
     DRAFT_RELEASE = "module.draft_release"  # a draft written to the module folder
+    DRAFT_DISCARD = "module.draft_discard"  # a draft set aside, never loaded
     RUN_REFUSED = "run.refused"  # the governance gate refused a run (grants, scripts)
     ROLE_CHANGE = "roles.change"
     CHECKPOINT = "audit.checkpoint"

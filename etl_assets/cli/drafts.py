@@ -1,4 +1,4 @@
-"""`dmetl draft upload|list|diff|release`: metadata drafts of a module (docs/governance.md).
+"""`dmetl draft upload|list|diff|release|discard`: metadata drafts of a module (docs/governance.md).
 
 An uploaded file is validated as `dmetl validate` validates it and stored as a draft; releasing
 a draft writes it as the module's metadata file, loaded on the code location's next reload."""
@@ -35,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("id", type=int)
     v.add_argument("--by")
     v.set_defaults(fn=cmd_release)
+    v = verbs.add_parser("discard", help="set a draft aside without loading it")
+    v.add_argument("module")
+    v.add_argument("id", type=int)
+    v.add_argument("--by")
+    v.set_defaults(fn=cmd_discard)
 
 
 def _folder(session: Session, module: str) -> Path | None:
@@ -107,4 +112,15 @@ def cmd_release(args: argparse.Namespace, session: Session) -> int:
         f"released draft {draft.id} as {folder / draft.filename}; reload the code location"
         " (Dagster UI: Deployment → Reload) to load it"
     )
+    return 0
+
+
+def cmd_discard(args: argparse.Namespace, session: Session) -> int:
+    with session.postgres.connect(autocommit=True) as conn:
+        try:
+            draft = drafts.discard_draft(conn, args.module, args.id, _actor(args))
+        except GovernanceError as exc:
+            print(f"dmetl draft discard: {exc}", file=sys.stderr)
+            return 1
+    print(f"discarded draft {draft.id} of {args.module}")
     return 0

@@ -208,3 +208,26 @@ def release_draft(
     released = get_draft(conn, draft_id)
     assert released is not None
     return released
+
+
+def discard_draft(conn: psycopg.Connection, module: str, draft_id: int, actor: Actor) -> Draft:
+    """Set a draft aside without loading it (kept for the record; audited)."""
+    ensure(conn)
+    with conn.transaction():
+        updated = conn.execute(
+            f"""UPDATE {SCHEMA}.drafts SET status = 'discarded', decided_by = %s,
+                decided_at = now() WHERE id = %s AND module = %s AND status = 'draft'""",
+            (actor.name, draft_id, module),
+        )
+        if updated.rowcount != 1:
+            found = get_draft(conn, draft_id)
+            if found is None or found.module != module:
+                raise GovernanceError(f"no draft {draft_id} of module {module!r}")
+            raise GovernanceError(f"draft {draft_id} was {found.status} already")
+        audit.record(
+            conn, actor=actor.name, role=actor.role, action=audit.Action.DRAFT_DISCARD,
+            target=audit.Target(module=module, name=f"draft:{draft_id}"),
+        )  # fmt: skip
+    discarded = get_draft(conn, draft_id)
+    assert discarded is not None
+    return discarded

@@ -120,9 +120,24 @@ def release(ctx: Ctx):
     )
 
 
+@require("module.edit")
+def discard(ctx: Ctx):
+    folder = _folder(ctx)
+    draft = folder and _draft(ctx, folder)
+    if folder is None or draft is None:
+        return _not_found(ctx)
+    try:
+        with ctx.services.postgres.connect(autocommit=True) as conn:
+            drafts.discard_draft(conn, folder.name, draft.id, actor_of(ctx))
+    except GovernanceError as exc:
+        return render(ctx, "problem.html", 400, title="Draft not discarded", message=str(exc))
+    return redirect(f"{PREFIX}/modules/{folder.name}/config", f"Draft {draft.id} discarded.")
+
+
 routes = [
     Route(f"{PREFIX}/modules/{{module}}/config", config_page, methods=["GET"]),
     Route(f"{PREFIX}/modules/{{module}}/drafts", upload, methods=["POST"]),
     Route(f"{PREFIX}/modules/{{module}}/drafts/{{id}}", draft_page, methods=["GET"]),
     Route(f"{PREFIX}/modules/{{module}}/drafts/{{id}}/release", release, methods=["POST"]),
+    Route(f"{PREFIX}/modules/{{module}}/drafts/{{id}}/discard", discard, methods=["POST"]),
 ]
