@@ -71,7 +71,7 @@ def new_publish(conn: psycopg.Connection, schema: str, version: str, df: pd.Data
     )
 
 
-def reader(url: str, relation: str, stop, out) -> None:
+def reader(url: str, relation: str, ready, stop, out) -> None:
     """In its own process (so the uploader's CPU work does not delay it): query until told to
     stop, then send (start, end) of every query; perf_counter is the system's monotonic clock."""
     samples = []
@@ -81,6 +81,7 @@ def reader(url: str, relation: str, stop, out) -> None:
             start = time.perf_counter()
             conn.execute(query).fetchall()
             samples.append((start, time.perf_counter()))
+            ready.set()
     out.send(samples)
 
 
@@ -91,10 +92,12 @@ def measure(url: str, way: str, rows: int) -> dict[str, float]:
         (old_publish if way == "old" else new_publish)(conn, schema, "1.0.1", first)
         df = frame(rows, 2)
         ctx = mp.get_context("spawn")
-        stop, (receive, send) = ctx.Event(), ctx.Pipe(duplex=False)
-        process = ctx.Process(target=reader, args=(url, f"{schema}.t", stop, send))
+        ready, stop, (receive, send) = ctx.Event(), ctx.Event(), ctx.Pipe(duplex=False)
+        process = ctx.Process(target=reader, args=(url, f"{schema}.t", ready, stop, send))
         process.start()
-        time.sleep(2.0)  # the reader's interpreter starts
+        if not ready.wait(timeout=120):
+            raise RuntimeError("the reader process never queried the view")
+        time.sleep(0.3)
         start = time.perf_counter()
         if way == "old":
             upload = old_publish(conn, schema, "1.0.2", df)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -77,22 +78,24 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.allocations (
 
 
 PUBLISHED, EXPIRED = "published", "expired"
-TABLES = ("versions", "metadata_documents", "approvals", "allocations")
-NEWEST_COLUMN = "state_changed_at"  # the last column the DDL adds to `versions`
+# what the DDL creates, read from it, so that a table or column added there is noticed
+TABLES = re.findall(rf"CREATE TABLE IF NOT EXISTS {SCHEMA}\.(\w+)", DDL)
+COLUMNS = re.findall(rf"ALTER TABLE {SCHEMA}\.(\w+) ADD COLUMN IF NOT EXISTS (\w+)", DDL)
 
 
 def _complete(conn: psycopg.Connection) -> bool:
     """Every table and column of the DDL is there. Checked first because ALTER TABLE takes a
     lock that consumers reading `versions` would wait on, even when it changes nothing."""
-    row = conn.execute(
-        """SELECT count(*) FILTER (WHERE c.relname = ANY(%s)),
-                  bool_or(EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
-                                  AND a.attname = %s AND NOT a.attisdropped))
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    rows = conn.execute(
+        """SELECT c.relname, a.attname FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
            WHERE n.nspname = %s AND c.relkind = 'r'""",
-        (list(TABLES), NEWEST_COLUMN, SCHEMA),
-    ).fetchone()
-    return row[0] == len(TABLES) and bool(row[1])
+        (SCHEMA,),
+    ).fetchall()
+    present = set(rows)
+    tables = {t for t, _ in present}
+    return all(t in tables for t in TABLES) and all(c in present for c in COLUMNS)
 
 
 def ensure(conn: psycopg.Connection) -> None:

@@ -143,6 +143,9 @@ class OutboxResource(dg.ConfigurableResource):
         store.write_bytes(rel, text.encode("utf-8"))
         return store.uri(rel)
 
+    def has_file(self, module: str, version: str, name: str) -> bool:
+        return self._store().exists(self._rel(module, version, name))
+
     def read_json(self, module: str, version: str, name: str) -> Any:
         return json.loads(self._store().read_bytes(self._rel(module, version, name)))
 

@@ -35,6 +35,7 @@ def test_versions_are_addressable_and_the_current_one_is_marked_everywhere(
     assert (up_100["dm/served_version"], up_100["dm/is_current"]) == ("1.0.0", True)
     assert (up_101["dm/served_version"], up_101["dm/is_current"]) == ("1.0.1", True)
     assert up_101["dm/served_as"] == "dm_shop.items"
+    assert up_101["dm/load_seconds"] > 0 and up_101["dm/swap_seconds"] > 0  # plotted per version
     assert (up_again["dm/served_version"], up_again["dm/is_current"]) == ("1.0.1", False)
     assert "dm/served_as" not in up_again
     assert up_again["dm/published_as"] == "dm_shop.items__v1_0_0"
@@ -66,3 +67,39 @@ def test_versions_are_addressable_and_the_current_one_is_marked_everywhere(
     assert lines[1].startswith("* 1.0.1 ") and lines[2].startswith("  1.0.0 ")
     assert "dm_shop.items__v1_0_0" in lines[2]
     assert lines[-1] == "* current: 1.0.1, the version consumers are served"
+
+
+def test_a_registry_from_before_current_and_state_is_upgraded_in_place(pg_url):
+    from etl_assets import registry
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            """CREATE SCHEMA dm_registry;
+               CREATE TABLE dm_registry.versions (
+                 module text NOT NULL, version text NOT NULL,
+                 published_at timestamptz NOT NULL DEFAULT now(), metadata_hash text NOT NULL,
+                 sink text NOT NULL, location text NOT NULL, tables jsonb NOT NULL,
+                 row_counts jsonb NOT NULL, run_id text, PRIMARY KEY (module, version));
+               INSERT INTO dm_registry.versions (module, version, metadata_hash, sink, location,
+                 tables, row_counts) VALUES
+                 ('m', '1.0.10', 'h', 'postgres:snapshot', 's', '{}', '{"t": 3}'),
+                 ('m', '1.0.9', 'h', 'postgres:snapshot', 's', '{}', '{"t": 2}')"""
+        )
+        registry.ensure(conn)
+        assert registry.current_version(conn, "m") == "1.0.10"  # semantic, not text, order
+        assert registry.current_row_counts(conn, "m") == ("1.0.10", {"t": 3})
+        assert {r["state"] for r in registry.list_versions(conn, "m")} == {"published"}
+
+
+def test_checking_the_registry_takes_no_lock_a_consumer_holds(pg_url):
+    from etl_assets import registry
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        registry.ensure(conn)
+    with psycopg.connect(pg_url) as reader, psycopg.connect(pg_url, autocommit=True) as other:
+        reader.execute(
+            "SELECT * FROM dm_registry.versions"
+        ).fetchall()  # its transaction stays open
+        other.execute("SET lock_timeout = '300ms'")
+        registry.ensure(other)  # an ALTER TABLE here would wait for the reader and time out
+        assert registry.list_versions(other, "nothing") == []

@@ -3,7 +3,7 @@ consumers built on it working (issue 10 item 4)."""
 
 from __future__ import annotations
 
-import threading
+import multiprocessing as mp
 import time
 
 import numpy as np
@@ -31,25 +31,42 @@ def up(conn, version: str, df: pd.DataFrame, module: str = "swap"):
                    tables={"t": df}, quarantine=None, metadata_hash=f"h{version}")  # fmt: skip
 
 
-class Reader(threading.Thread):
-    """Counts the consumer's view in a loop on its own connection: (start, end, count) each."""
+def read_loop(url: str, relation: str, ready, stop, out) -> None:
+    """Count the consumer's view in a loop on its own connection, in its own process (so the
+    uploader's CPU work does not delay it), and send (start, end, count) of every query;
+    perf_counter is the machine's monotonic clock, comparable across processes."""
+    samples = []
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                start = time.perf_counter()
+                n = conn.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+                samples.append((start, time.perf_counter(), n))
+                ready.set()
+        out.send(samples)
+    except BaseException as exc:  # surfaced by the test
+        out.send(repr(exc))
 
+
+class Reader:
     def __init__(self, url: str, relation: str):
-        super().__init__(daemon=True)
-        self.url, self.relation = url, relation
-        self.samples: list[tuple[float, float, int]] = []
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
+        ctx = mp.get_context("spawn")
+        self.ready, self.stop = ctx.Event(), ctx.Event()
+        self._receive, send = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=read_loop, args=(url, relation, self.ready, self.stop, send)
+        )
 
-    def run(self):
-        try:
-            with psycopg.connect(self.url, autocommit=True) as conn:
-                while not self.stop.is_set():
-                    start = time.perf_counter()
-                    n = conn.execute(f"SELECT count(*) FROM {self.relation}").fetchone()[0]
-                    self.samples.append((start, time.perf_counter(), n))
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
+    def start(self) -> None:
+        self.process.start()
+        assert self.ready.wait(timeout=60), "the reader never answered"
+
+    def finish(self) -> list[tuple[float, float, int]]:
+        self.stop.set()
+        samples = self._receive.recv()
+        self.process.join(timeout=30)
+        assert not isinstance(samples, str), samples
+        return samples
 
 
 def overlaps(sample, windows) -> bool:
@@ -63,13 +80,12 @@ def test_readers_wait_only_for_the_swap_and_consumer_views_survive(pg_url):
         conn.execute("CREATE VIEW consumer_app.recent AS SELECT * FROM dm_swap.t WHERE id >= 0")
         reader = Reader(pg_url, "consumer_app.recent")
         reader.start()
-        while not reader.samples:
-            time.sleep(0.01)
         counts = {"1.0.1": ROWS}
         loads, swaps = [], []
-        for i, version in enumerate(["1.0.2", "1.0.3", "1.0.4"], start=1):
+        # three new versions, then the current one re-published (its table is replaced)
+        for i, version in enumerate(["1.0.2", "1.0.3", "1.0.4", "1.0.4"], start=1):
             n = ROWS + 1000 * i
-            counts[version] = n
+            counts[version if i < 4 else "1.0.4 again"] = n
             started = time.perf_counter()
             result = up(conn, version, frame(n, extra=version >= "1.0.3"))  # 1.0.3 adds a column
             ended = time.perf_counter()
@@ -77,17 +93,14 @@ def test_readers_wait_only_for_the_swap_and_consumer_views_survive(pg_url):
             loads.append((started, started + result.load_seconds))
             assert result.current == version and result.views == {"t": "replaced"}
             time.sleep(0.2)
-        reader.stop.set()
-        reader.join(timeout=30)
-        assert reader.error is None
+        samples = reader.finish()
         assert conn.execute("SELECT count(*) FROM consumer_app.recent").fetchone()[0] == n
         assert "added" in [
             d.name for d in conn.execute("SELECT * FROM dm_swap.t LIMIT 0").description
         ]
-    samples = reader.samples
     # only complete versions: every count is exactly one version's row count
     assert {n for _, _, n in samples} <= set(counts.values())
-    assert samples[-1][2] == counts["1.0.4"]
+    assert samples[-1][2] == counts["1.0.4 again"]
     # the load does not block readers: queries ran (start to end) inside the load windows
     during_load = [s for s in samples if any(a <= s[0] and s[1] <= b for a, b in loads)]
     assert during_load, "no reader query completed while a version was loading"
@@ -154,3 +167,16 @@ def test_view_columns_keep_the_current_order_and_name_what_breaks():
     )
     _, problems = view_columns(current, [("id", "text")])
     assert problems == ["column id changes from bigint to text", "column label is gone"]
+
+
+def test_what_a_killed_load_left_in_staging_goes_with_the_next_upload(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        up(conn, "1.0.1", frame(10))
+        # what an upload killed between its load and its swap leaves behind
+        conn.execute("CREATE TABLE dm_swap__staging.t__v1_0_7 (id bigint)")
+        conn.execute("CREATE TABLE dm_swap__staging.other__v1_0_7 (id bigint)")  # not this table's
+        up(conn, "1.0.2", frame(11))
+        left = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'dm_swap__staging' ORDER BY 1"
+        ).fetchall()
+    assert left == [("other__v1_0_7",)]

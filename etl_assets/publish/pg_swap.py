@@ -15,6 +15,7 @@ other views depend on it: then the upload fails before loading, naming those vie
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -32,6 +33,22 @@ class SwapError(UploadError):
 
 def staging_schema(schema: str) -> str:
     return f"{schema}{STAGING_SUFFIX}"
+
+
+def drop_stale_staging(cur: psycopg.Cursor, schema: str, tables: list[str]) -> list[str]:
+    """Drop what killed uploads left in `<schema>__staging` for these tables (any version;
+    the caller holds the module's upload lock, so no upload is using them); returns them."""
+    staging = staging_schema(schema)
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind = 'r'",
+        (staging,),
+    )
+    patterns = [re.compile(re.escape(t) + r"__v\d+_\d+_\d+") for t in tables]
+    stale = [r[0] for r in cur.fetchall() if any(p.fullmatch(r[0]) for p in patterns)]
+    for name in stale:
+        cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(staging, name)))
+    return stale
 
 
 def relation_columns(cur: psycopg.Cursor, schema: str, name: str) -> tuple[str, Columns] | None:
@@ -119,6 +136,16 @@ def plan_view(cur: psycopg.Cursor, schema: str, name: str, version: str, new: Co
             " columns. Drop those views, publish the version, then create them again"
         )
     return ViewPlan("recreate", columns, problems)
+
+
+def lock_view(cur: psycopg.Cursor, schema: str, name: str) -> None:
+    """Take the view first (and, through it, its current table), as readers do: locking a table
+    before the view it serves could deadlock with a reader holding the view."""
+    found = relation_columns(cur, schema, name)
+    if found is not None and found[0] == "v":
+        cur.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema, name))
+        )
 
 
 def point_view(cur: psycopg.Cursor, schema: str, name: str, target: str, plan: ViewPlan) -> None:

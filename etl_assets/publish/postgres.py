@@ -31,7 +31,8 @@ import pyarrow as pa
 from psycopg import sql
 
 from etl_assets import registry
-from etl_assets.connections import postgres_url
+from etl_assets.connections import Lookup, connection_or_default, postgres_url
+from etl_assets.metadata import DataModule
 from etl_assets.publish import grants, pg_swap
 from etl_assets.publish.grants import Roles, restricted_schema
 from etl_assets.publish.pg_copy import copy_arrow, create_table, row_hash, to_arrow
@@ -127,7 +128,7 @@ def publish(
                     _swap(cur, schema, version, tables, staged, quarantine, mode, result, record)
                     grants.apply(cur, schema, roles)
                 break
-            except psycopg.errors.LockNotAvailable:
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
                 time.sleep(min(0.1 * 2**attempt, 2.0))
         else:
             raise SwapError(
@@ -153,11 +154,11 @@ def _load(
     with conn.transaction(), conn.cursor() as cur:
         _ensure_schemas(cur, schema, staging)
         cur.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(staging)))
+        pg_swap.drop_stale_staging(cur, schema, list(tables))
         for name, data in tables.items():
             arrow = to_arrow(data)
             relation = version_table(name, version)
             target = sql.Identifier(staging, relation)
-            cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
             create_table(cur, target, arrow.schema)
             _, columns = pg_swap.relation_columns(cur, staging, relation)
             plan = pg_swap.plan_view(cur, schema, name, version, columns)
@@ -199,6 +200,9 @@ def _swap(
     is_current = result.current == version
     result.served = {n: f"{schema}.{n}" for n in tables} if is_current else {}
     token = secrets.token_hex(4)
+    if is_current:
+        for name in sorted(staged):
+            pg_swap.lock_view(cur, schema, name)
     for name, s in staged.items():
         aside = pg_swap.set_aside(cur, schema, s.relation, token)
         cur.execute(
@@ -270,21 +274,30 @@ def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataF
         copy_arrow(cur, target, to_arrow(q.astype("string")), binary=False)
 
 
+def sink_target(
+    model: DataModule, postgres: PostgresResource, lookup: Lookup
+) -> tuple[PostgresResource, str]:
+    """The database (the deployment's, or the sink's named connection's) and the schema a
+    module's postgres sink publishes into."""
+    sink = model.upload.sink
+    target = postgres
+    if sink.connection:
+        url = postgres_url(connection_or_default(model, sink.connection, "postgres", lookup))
+        target = PostgresResource(
+            url=url,
+            consumer_role=postgres.consumer_role,
+            data_manager_role=postgres.data_manager_role,
+        )
+    return target, sink.schema_ or f"dm_{model.name}"
+
+
 class PostgresSink:
     """Publishes into the deployment's PostgreSQL, or the database of a named connection."""
 
     def publish(self, request: PublishRequest) -> PublishReport:
         model = request.loaded.model
         sink = model.upload.sink
-        target = request.postgres
-        if sink.connection:
-            url = postgres_url(request.connection(sink.connection, "postgres"))
-            target = PostgresResource(
-                url=url,
-                consumer_role=request.postgres.consumer_role,
-                data_manager_role=request.postgres.data_manager_role,
-            )
-        schema = sink.schema_ or f"dm_{model.name}"
+        target, schema = sink_target(model, request.postgres, request.secrets.get)
         location = f"{target.display_url} schema {schema}"
         with target.connect(autocommit=True) as conn:
             result = publish(
@@ -312,4 +325,5 @@ class PostgresSink:
             registered=target is request.postgres,
             current_version=result.current,
             served=result.served,
+            seconds={"load": result.load_seconds, "swap": result.swap_seconds},
         )

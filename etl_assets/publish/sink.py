@@ -62,6 +62,8 @@ class PublishReport:
     """the version consumers are served after this upload (the highest published one)"""
     served: dict[str, str] = field(default_factory=dict)
     """table -> the relation that serves the current version, when this version is current"""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """durations of the sink's phases (postgres: `load`, and `swap`, the part readers wait on)"""
     croissant_path: str | None = None
 
 
