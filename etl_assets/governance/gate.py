@@ -35,8 +35,8 @@ class GateResult:
         return not self.problems
 
     def message(self) -> str:
-        lines = "\n".join(f"- {p}" for p in self.problems)
-        return f"governance refuses to run module {self.module!r}:\n{lines}"
+        """One line (a failed step's cause is shown as one line by `dmetl run`), every reason."""
+        return f"governance refuses to run module {self.module!r}: " + "; ".join(self.problems)
 
 
 def _connection_problems(
@@ -58,7 +58,7 @@ def _connection_problems(
         if not has_access(conn, registered, owner):
             problems.append(
                 f"missing grant: connection {declared.name!r} for {owner} (an owner of module"
-                f" {module!r}); request access and an owner of {declared.name!r}"
+                f" {module!r}), request access and an owner of {declared.name!r}"
                 f" ({', '.join(registered.owners)}) approves it"
             )
     return problems

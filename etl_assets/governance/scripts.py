@@ -63,12 +63,12 @@ class ScriptState:
             return f"{where} is missing"
         if self.state == "unreleased":
             return (
-                f"{where} is not released (sha256 {found}…): a task editor releases it with"
+                f"{where} is not released (sha256 {found}…), a task editor releases it with"
                 f" `dmetl script release {self.module} {self.path}`"
             )
         return (
             f"{where} was modified since its release by {self.released_by}: expected sha256"
-            f" {(self.released_sha256 or '')[:PREFIX]}…, found {found}…; release it again"
+            f" {(self.released_sha256 or '')[:PREFIX]}…, found {found}…, release it again"
         )
 
 
