@@ -29,6 +29,7 @@ import pyarrow as pa
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from resources.alerts import AlertsResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.masking import Masker
 from resources.outbox import OutboxResource
@@ -65,6 +66,10 @@ class Deployment:
     web_url: str = "http://127.0.0.1:3000"
     mask_env: tuple[str, ...] = ()
     """DM_MASK_ENV: names of further variables whose values are masked in all output"""
+    alert_urls_set: bool = False  # DM_ALERT_URLS (secret: an EnvVar, read where alerts are sent)
+    alert_base_url: str = "http://127.0.0.1:3000"
+    alert_kafka_topic: str = "dm.alerts"
+    alert_on_publish: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -113,6 +118,14 @@ class Deployment:
             governance=_flag(env, "DM_GOVERNANCE", default=kind == "prod"),
             web_url=(env.get("DM_WEB_PUBLIC_URL") or "").rstrip("/") or "http://127.0.0.1:3000",
             mask_env=tuple(n for n in re.split(r"[\s,]+", env.get("DM_MASK_ENV", "")) if n),
+            alert_urls_set=bool((env.get("DM_ALERT_URLS") or "").strip()),
+            alert_base_url=(
+                env.get("DM_ALERT_BASE_URL")
+                or env.get("DM_WEB_PUBLIC_URL")
+                or "http://127.0.0.1:3000"
+            ).rstrip("/"),
+            alert_kafka_topic=env.get("DM_ALERT_KAFKA_TOPIC") or "dm.alerts",
+            alert_on_publish=_flag(env, "DM_ALERT_ON_PUBLISH"),
         )
 
     @property
@@ -271,6 +284,12 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
         IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
         "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
         "governance": GovernanceResource(enabled=deployment.governance),
+        "alerts": AlertsResource(
+            urls=_env_or_none("DM_ALERT_URLS", deployment.alert_urls_set),
+            base_url=deployment.alert_base_url,
+            kafka_topic=deployment.alert_kafka_topic,
+            on_publish=deployment.alert_on_publish,
+        ),
     }
 
 

@@ -38,8 +38,12 @@ class Action(StrEnum):
     CHECKPOINT = "audit.checkpoint"
     CONSOLE_REFUSED = "console.refused"  # a console page or form refused (role or CSRF)
     RUN_STOP = "run.stop"  # a running version stopped from the console; detail.discard
-    MODULE_PAUSE = "module.pause"  # a module's schedules and sensors stopped
+    MODULE_PAUSE = "module.pause"  # dmetl pause: detail.stopped lists the schedules/sensors
     MODULE_RESUME = "module.resume"
+    TICK_SKIP = "schedule.skip"  # the next scheduled tick of a module will be skipped
+    RUN_CANCEL = "run.cancel"  # detail.force: marked canceled without the launcher
+    RUN_RETRY = "run.retry"  # re-executed from failure; target.run is the new run
+    VERSION_STOP = "version.stop"  # active runs canceled; detail.discard: outbox deleted
 
 
 class Outcome(StrEnum):

@@ -30,7 +30,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         key=kit.key("clean", table.name),
         **kit.asset_args(stage="clean"),
         ins=ins,
-        kinds={"pandas"},
+        kinds=kit.kinds("clean", "pandas"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}`: sources merged, typed, field rules applied"
         " (empty values, ranges, primary and foreign keys, duplicates). Rejected records go to"
@@ -58,6 +58,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 f"{table.name}: strict schema dropped undeclared columns"
                 f" {', '.join(result.dropped_columns)}"
             )
+        context.log.info(result.counts.log_text(table.name))
         metadata = {
             **restricted_metadata(result.data, privacy.restricted_previews),
             **kit.metadata(version),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from etl_assets.cli import audit as audit_cli
 from etl_assets.cli import connections as connections_cli
+from etl_assets.cli import control as control_cli
 from etl_assets.cli import drafts as drafts_cli
 from etl_assets.cli import outbox as outbox_cli
 from etl_assets.cli import scripts as scripts_cli
@@ -58,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     connections_cli.add_parser(sub)
     drafts_cli.add_parser(sub)
     outbox_cli.add_parser(sub)
+    control_cli.add_parsers(sub)
     return p
 
 
