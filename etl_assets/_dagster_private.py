@@ -5,14 +5,14 @@
 - `Definitions.validate_loadable` reads the "defs state" of whatever instance the process last
   entered (a context variable); a disposed instance left there makes it fail with "undefined
   DagsterInstance weakref". Validating a module's definitions must not depend on that.
+- The run launcher (`etl_assets/run_worker.py`): Dagster exports `DefaultRunLauncher` but not
+  the base class, the health-check result types or the serialized arguments of
+  `dagster api execute_run` that every custom launcher needs.
 - Run control (`etl_assets/orchestration/control.py`) does what the UI's GraphQL resolvers do:
   Dagster 1.13 has no public API to load a workspace, find a job's remote representation, or
   re-execute a run from failure through the run launcher (`ReexecutionOptions` only works with
   in-process `execute_job`), so it uses the workspace context, the job selector and the
   re-execution strategy the resolvers use.
-- The run launcher (`etl_assets/run_worker.py`): Dagster exports `DefaultRunLauncher` but not
-  the base class, the health-check result types or the serialized arguments of
-  `dagster api execute_run` that every custom launcher needs.
 """
 
 from __future__ import annotations

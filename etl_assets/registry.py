@@ -12,6 +12,7 @@ numbers handed out to runs. Every SQL statement about them lives here.
   schedule tick and a sensor, or ten `dmetl run`s) never pick the same one, and which run holds it.
 - `skips`: a request to skip a module's next scheduled tick, and the tick that consumed it.
 - `pauses`: which schedules and sensors `dmetl pause` stopped, so `dmetl resume` restarts those.
+- `alerts`: the runs an alert was sent for, so a sensor restarted mid-tick never sends twice.
 - `discards`: prepared versions thrown away (`dmetl stop --discard`); never uploaded afterwards.
 """
 
@@ -90,6 +91,12 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.pauses (
     paused_by   text        NOT NULL,
     paused_at   timestamptz NOT NULL DEFAULT now(),
     instigators jsonb       NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.alerts (
+    run_id  text        NOT NULL,
+    kind    text        NOT NULL,
+    sent_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, kind)
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.discards (
     module       text        NOT NULL,
@@ -518,5 +525,19 @@ def is_published(conn: psycopg.Connection, module: str, version: str) -> bool:
     ensure(conn)
     row = conn.execute(
         f"SELECT 1 FROM {SCHEMA}.versions WHERE module = %s AND version = %s", (module, version)
+    ).fetchone()
+    return row is not None
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def claim_alert(conn: psycopg.Connection, run_id: str, kind: str) -> bool:
+    """True the first time (run, kind) is claimed: only then is its alert sent."""
+    ensure(conn)
+    row = conn.execute(
+        f"""INSERT INTO {SCHEMA}.alerts (run_id, kind) VALUES (%s, %s)
+            ON CONFLICT DO NOTHING RETURNING run_id""",
+        (run_id, kind),
     ).fetchone()
     return row is not None

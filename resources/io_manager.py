@@ -40,9 +40,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         return read_parquet(_file(self.path_for(asset_key, partition)))
 
     def delete_partition(self, module: str, partition: str) -> list[str]:
-        """Delete what every asset of `module` stored for `partition` (a discarded version);
-        returns the asset keys (as paths) it removed."""
+        """Delete what every asset of `module` stored for `partition` (a discarded version) and
+        its Kafka batch plans (the next version re-reads from the committed offsets); returns
+        what it removed (asset keys as paths)."""
         removed = []
+        plans = Path(self.base_dir) / "_kafka_plans" / module / partition  # Kafka batch plans
+        if plans.is_dir():
+            shutil.rmtree(plans)
+            removed.append(f"_kafka_plans/{module}")
         root = Path(self.base_dir) / module
         if not root.is_dir():
             return removed

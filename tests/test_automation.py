@@ -11,6 +11,7 @@ import dagster as dg
 
 from etl_assets.metadata.loader import load_module
 from resources import PostgresResource
+from resources.deployment import SecretsResource
 from schedules import build_schedule
 from sensors import build_source_sensor
 from tests.conftest import EXAMPLES
@@ -57,7 +58,7 @@ def test_schedule_window_is_respected(tmp_path, pg_url):
 def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir, pg_url):
     loaded = load_module(modules_dir / "clinic")
     sensor = build_source_sensor(loaded)
-    res = {"postgres": PostgresResource(url=pg_url)}
+    res = {"postgres": PostgresResource(url=pg_url), "secrets": SecretsResource()}
     with dg.instance_for_test() as instance:
         first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))
         assert not first.run_requests  # the first tick only records the sources

@@ -132,7 +132,7 @@ def events(pg_url: str, action: str) -> list[dict]:
         return audit.query(conn, action=action, limit=10)
 
 
-def test_pause_resume_and_skip_the_next_tick(node):
+def test_pause_resume_and_skip_the_next_tick(node, capsys):
     session, workspace, _, pg_url = node
     instance = session.instance
     states = lambda: {n: r for n, _, r in control.status(instance, workspace, MODULE)}  # noqa: E731
@@ -150,6 +150,12 @@ def test_pause_resume_and_skip_the_next_tick(node):
 
     # skip: the next tick is skipped and says who asked; the tick after it runs
     assert dmetl(["skip", MODULE]) == 0
+    now = dt.datetime.now(dt.UTC)
+    next_3am = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    next_3am += dt.timedelta(days=1) if next_3am <= now else dt.timedelta()
+    assert f"tick at {next_3am.isoformat(timespec='minutes')} will be skipped" in (
+        capsys.readouterr().out
+    )
     [event] = events(pg_url, "schedule.skip")
     assert (event["module"], event["outcome"], event["role"]) == (MODULE, "ok", "cli")
     schedule = build_schedule(load_catalog(node[2].parent).module(MODULE).loaded)
@@ -183,6 +189,7 @@ def test_cancel_then_retry_from_failure_keeps_finished_steps(node):
     first = run_module(session, module)  # what `dmetl run` does: source a fails
     assert not first.success
     version = first.version
+    assert instance.get_run_by_id(first.run_id).remote_job_origin is None  # no launcher's run
     finished = succeeded_steps(instance, first.run_id)
     assert f"{MODULE}__extract__items__b" in finished  # source b's extraction succeeded
 
@@ -198,13 +205,21 @@ def test_cancel_then_retry_from_failure_keeps_finished_steps(node):
         wait_for(instance, slow.run_id, [dg.DagsterRunStatus.CANCELED])
         assert events(pg_url, "run.cancel")[0]["run_id"] == slow.run_id
 
+        # stop (without --discard): the version's active run is canceled, nothing deleted
+        again = control.retry(instance, workspace, conn, MODULE, version)
+        wait_for(instance, again.run_id, [dg.DagsterRunStatus.STARTED])
+        assert dmetl(["stop", MODULE, version]) == 0
+        wait_for(instance, again.run_id, [dg.DagsterRunStatus.CANCELED])
+        assert events(pg_url, "version.stop")[0]["outcome"] == "ok"
+        assert not registry.is_discarded(conn, MODULE, version)
+
         (folder / "mode.txt").write_text("ok")
         assert dmetl(["retry", MODULE, version]) == 0
         [event] = events(pg_url, "run.retry")
         done = wait_for(instance, event["run_id"], [dg.DagsterRunStatus.SUCCESS,
                                                     dg.DagsterRunStatus.FAILURE])  # fmt: skip
         assert done.status == dg.DagsterRunStatus.SUCCESS
-        assert done.parent_run_id == slow.run_id and done.root_run_id == first.run_id
+        assert done.parent_run_id == again.run_id and done.root_run_id == first.run_id
         ran = succeeded_steps(instance, done.run_id)
         assert f"{MODULE}__upload" in ran and not finished & ran
         assert registry.is_published(conn, MODULE, version)
@@ -227,10 +242,13 @@ def test_stop_discards_an_unpublished_version_and_never_a_published_one(node):
     step = storage.path_for(dg.AssetKey([MODULE, "clean", "items"]), version)
     step.parent.mkdir(parents=True, exist_ok=True)
     step.with_name(f"{version}.parquet").write_bytes(b"x")
+    plan = storage.path_for(dg.AssetKey(["_kafka_plans", MODULE]), version) / "items__k.json"
+    plan.parent.mkdir(parents=True)
+    plan.write_text("{}")
 
     assert dmetl(["stop", MODULE, version, "--discard"]) == 0
     assert version not in outbox.versions(MODULE)
-    assert not step.with_name(f"{version}.parquet").exists()
+    assert not step.with_name(f"{version}.parquet").exists() and not plan.exists()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert registry.is_discarded(conn, MODULE, version)
         registry.approve(conn, MODULE, version, "ana")
@@ -249,3 +267,21 @@ def test_stop_discards_an_unpublished_version_and_never_a_published_one(node):
     with pytest.raises(VersionRefused, match="discarded"):
         allocate(instance, postgres, loaded, trigger="test", version=version)
     assert events(pg_url, "version.stop")[0]["outcome"] == "ok"
+
+
+def test_cancel_refuses_a_run_no_launcher_started_unless_forced(node):
+    session, *_ = node
+    instance = session.instance
+    run = instance.add_run(  # what `dmetl run` in another terminal leaves in the instance
+        dg.DagsterRun(
+            job_name=f"{MODULE}_job",
+            run_id=uuid.uuid4().hex,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={"dm/module": MODULE, "dagster/partition": "1.0.9"},
+        )
+    )
+    with pytest.raises(control.ControlRefused, match="not started by a run launcher"):
+        control.cancel(instance, run.run_id)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    assert dmetl(["cancel", run.run_id, "--force"]) == 0
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED

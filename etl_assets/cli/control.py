@@ -82,6 +82,12 @@ def _run(
 
 
 def _workspace(stack: ExitStack, args: argparse.Namespace, session: Session):
+    if getattr(args, "modules_dir", None):
+        print(
+            "note: the code location is loaded from the workspace file, which reads"
+            " DM_MODULES_DIR; --modules-dir does not apply to it",
+            file=sys.stderr,
+        )
     workspace = stack.enter_context(workspace_from_file(session.instance, args.workspace))
     for error in workspace.code_location_errors():
         print(f"note: a code location did not load: {error.message.strip()}", file=sys.stderr)
@@ -122,10 +128,11 @@ def cmd_skip(args: argparse.Namespace, session: Session) -> int:
     def work(stack):
         ws = _workspace(stack, args, session)
         with session.postgres.connect(autocommit=True) as conn:
-            pending = control.skip_next_tick(ws, conn, args.module, local_user_name())
-        return {"pending": pending}, [
-            f"{args.module}: the next scheduled tick will be skipped"
-            + (f" ({pending} skip requests pending: one tick each)" if pending > 1 else "")
+            req = control.skip_next_tick(ws, conn, args.module, local_user_name())
+        when = req.tick.isoformat(timespec="minutes") if req.tick else "the next tick"
+        return {"pending": req.pending, "tick": req.tick.isoformat() if req.tick else None}, [
+            f"{args.module}: the scheduled tick at {when} will be skipped"
+            + (f" ({req.pending} skip requests pending: one tick each)" if req.pending > 1 else "")
         ]
 
     return _run(args, session, audit.Action.TICK_SKIP, audit.Target(module=args.module), work)

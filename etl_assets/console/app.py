@@ -14,10 +14,22 @@ from starlette.staticfiles import StaticFiles
 
 from etl_assets.console import framework
 from etl_assets.console.framework import PREFIX, Console, ConsoleServices, Ctx
-from etl_assets.console.pages import audit, control, corrections, home, modules, outbox
+from etl_assets.console.pages import (
+    audit,
+    config,
+    connections,
+    control,
+    corrections,
+    home,
+    modules,
+    outbox,
+    scripts,
+)
 
 # Every page module exports `routes: list[Route]`; add a new one here.
-PAGE_MODULES: list[ModuleType] = [home, modules, control, outbox, corrections, audit]
+PAGE_MODULES: list[ModuleType] = [
+    home, modules, control, outbox, corrections, audit, connections, scripts, config
+]  # fmt: skip
 
 
 def routes() -> list[Route | Mount]:

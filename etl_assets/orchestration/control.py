@@ -20,6 +20,8 @@ workspace request context, exactly as Dagster's own GraphQL resolvers do:
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +56,12 @@ class InstigatorChange:
     kind: str  # schedule | sensor
     was_running: bool
     running: bool
+
+
+@dataclass(frozen=True)
+class SkipRequest:
+    pending: int  # skip requests not yet consumed, this one included
+    tick: dt.datetime | None  # the tick this request skips (if the window allows it)
 
 
 @dataclass(frozen=True)
@@ -163,12 +171,14 @@ def resume(
 
 def skip_next_tick(
     workspace: BaseWorkspaceRequestContext, conn: psycopg.Connection, module: str, by: str
-) -> int:
-    """Record that the module's next scheduled tick is skipped; returns how many are pending."""
+) -> SkipRequest:
+    """Record that the module's next scheduled tick is skipped (each request skips one)."""
     schedules = [i for i in module_instigators(workspace, module) if _kind(i) == "schedule"]
     _require(schedules, module, "schedule")
     registry.request_skip(conn, module, by)
-    return registry.pending_skips(conn, module)
+    pending = registry.pending_skips(conn, module)
+    ticks = schedules[0].execution_time_iterator(time.time())
+    return SkipRequest(pending, next(itertools.islice(ticks, pending - 1, None), None))
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -186,6 +196,13 @@ def cancel(instance: dg.DagsterInstance, run_id: str, *, force: bool = False) ->
         raise ControlRefused(
             f"run {run_id} is {before.value}: only queued and started runs can be canceled"
             " (--force marks it canceled)"
+        )
+    if before == dg.DagsterRunStatus.STARTED and run.remote_job_origin is None and not force:
+        # no launcher started it (`dmetl run` executes in its own process): asking the launcher
+        # would only leave it "canceling" while it goes on
+        raise ControlRefused(
+            f"run {run_id} was not started by a run launcher (a run started by `dmetl run`"
+            " executes in that process: stop it there, or --force marks it canceled)"
         )
     done = before in CANCELABLE and instance.run_coordinator.cancel_run(run_id)
     if not done and force:
