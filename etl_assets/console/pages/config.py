@@ -77,6 +77,7 @@ def upload(ctx: Ctx):
             warnings=result.warnings,
         )  # fmt: skip
     return redirect(
+        ctx,
         f"{PREFIX}/modules/{folder.name}/drafts/{draft.id}",
         f"Draft {draft.id} stored; it is not loaded until a task editor releases it.",
     )
@@ -115,6 +116,7 @@ def release(ctx: Ctx):
     except GovernanceError as exc:
         return render(ctx, "problem.html", 400, title="Draft not released", message=str(exc))
     return redirect(
+        ctx,
         f"{PREFIX}/modules/{folder.name}/config",
         f"Draft {draft.id} released as {draft.filename}; reload the code location to load it.",
     )
@@ -131,7 +133,7 @@ def discard(ctx: Ctx):
             drafts.discard_draft(conn, folder.name, draft.id, actor_of(ctx))
     except GovernanceError as exc:
         return render(ctx, "problem.html", 400, title="Draft not discarded", message=str(exc))
-    return redirect(f"{PREFIX}/modules/{folder.name}/config", f"Draft {draft.id} discarded.")
+    return redirect(ctx, f"{PREFIX}/modules/{folder.name}/config", f"Draft {draft.id} discarded.")
 
 
 routes = [
