@@ -8,10 +8,9 @@ from pathlib import Path
 
 from starlette.routing import Route
 
-from etl_assets import history
+from etl_assets import drafts, history
 from etl_assets.console.framework import PREFIX, Ctx, redirect, render, require
 from etl_assets.console.pages.connections import actor_of
-from etl_assets.governance import drafts
 from etl_assets.governance.connections import GovernanceError
 from etl_assets.metadata.loader import METADATA_FILES, is_module_folder
 
