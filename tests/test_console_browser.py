@@ -24,10 +24,10 @@ from tests.conftest import EXAMPLES, ROOT
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port
 from tests.test_web_browser import browser  # noqa: F401 - the module-scoped Chromium fixture
-from tests.web_helpers import dmetl_serve, serve_env
+from tests.web_helpers import dmetl_serve, docs_images, serve_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-SHOTS = ROOT / "docs" / "img" / "console"
+SHOTS = docs_images("console")
 ROLES = "groups:\n  etl-ops: [task_manager]\n  data-mgrs: [data_manager]\ndefault: [viewer]\n"
 USERS = {
     "tara": ("tara@example.org", ["etl-ops"]),  # task manager
