@@ -58,7 +58,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     ):
         version = kit.version(context)
         key = secrets.key(key_env) if key_env else None
-        with restricted_errors(outbox, kit, version, f"anonymize {table.name}"):
+        with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
             try:
                 result = anonymize_for_module(clean, table, kit.loaded, version, key)
             except (PrivacyModelUnsatisfiable, SpecError, HierarchyError) as exc:

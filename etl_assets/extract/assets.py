@@ -48,6 +48,7 @@ def step_context(
         log=context.log,
         shard=shard,
         partition=partition,
+        run_id=context.run.run_id,
     )
 
 
@@ -92,22 +93,25 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
             kit, context, version, secrets, dm_io_manager, unit.shard, unit.partition
         )
         where = f"{entry.table}/{entry.source}"
-        with restricted_errors(outbox, kit, version, f"extract {unit.name}"):
+        with restricted_errors(outbox, kit, version, f"extract {unit.name}", secrets):
             try:
                 df = extract_entry(entry, kit.loaded.folder, ctx)
             except ExtractionError as exc:
                 # bad input is not transient: fail at once; keep retries for outages
-                message = f"{where}: {exc}"
-                if exc.restricted_detail:
+                mask = kit.masker(secrets)
+                message = mask(f"{where}: {exc}")
+                if exc.restricted_detail:  # a script's stderr: secrets masked even there
                     name = f"extract {unit.name}.stderr.txt"
                     uri = outbox.write_restricted_text(
-                        kit.module, version, name, exc.restricted_detail
+                        kit.module, version, name, mask(exc.restricted_detail)
                     )
                     message += f"; it is kept in the restricted zone: {uri}"
-                raise dg.Failure(description=message, allow_retries=exc.retryable) from None
+                allow = exc.may_retry(context.retry_number)
+                raise dg.Failure(description=message, allow_retries=allow) from None
             except (PermissionError, LookupError) as exc:
                 # refused credentials, a missing bucket, a wrong setting: retrying cannot help
-                raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+                message = kit.masker(secrets)(f"{where}: {exc}")
+                raise dg.Failure(description=message, allow_retries=False) from None
         context.log.info(f"{where}{shard_note}: {len(df):,} records extracted")
         return dg.Output(
             df,

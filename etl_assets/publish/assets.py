@@ -7,7 +7,7 @@ import pandas as pd
 from etl_assets import registry
 from etl_assets.anonymize.table import verify_outbox_privacy
 from etl_assets.asset_metadata import column_schema, table_metadata
-from etl_assets.errors import UploadError
+from etl_assets.errors import UploadError, may_heal
 from etl_assets.execution import stage_connections
 from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
@@ -187,6 +187,9 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         name=f"{kit.module}__upload",
         partitions_def=kit.partitions,
         op_tags=args["op_tags"],
+        # only network and server errors are retried: a retry after a COMMIT completes the
+        # version without loading it again (publish.version.committed_before)
+        retry_policy=kit.retry,
         can_subset=False,
         description=f"Publish a version of {kit.module}: every table in one transaction, then"
         " the version's Croissant metadata. Needs an approval unless the module sets autoUpload.",
@@ -198,6 +201,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         secrets: SecretsResource,
     ):
         version = kit.version(context)
+        mask = kit.masker(secrets)
         try:
             report = publish_version(
                 kit.loaded,
@@ -209,13 +213,21 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 log=context.log,
             )
         except UploadError as exc:
-            message = str(exc)
+            message = mask(str(exc))
             if exc.restricted_detail:
                 uri = outbox.write_restricted_text(
-                    kit.module, version, "upload.stderr.txt", exc.restricted_detail
+                    kit.module, version, "upload.stderr.txt", mask(exc.restricted_detail)
                 )
                 message += f"; it is kept in the restricted zone: {uri}"
             raise dg.Failure(description=message, allow_retries=False) from None
+        except Exception as exc:
+            heals = may_heal(exc)
+            raise dg.Failure(
+                description=f"upload failed with {type(exc).__name__}"
+                + (" (a network or server error)" if heals else "")
+                + f": {mask(str(exc).strip())}",
+                allow_retries=heals,
+            ) from None
         for t in model.tables:
             names = t.published_names
             counts = UploadCounts(
@@ -235,8 +247,20 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                         if len(names) > 1
                     },
                     "dm/published_as": ", ".join(report.locations.get(n, "") for n in names),
+                    # which version consumers read now: this one, or a higher one published before
+                    "dm/served_version": report.current_version or "",
+                    "dm/is_current": dg.MetadataValue.bool(report.current_version == version),
+                    **(
+                        {"dm/served_as": ", ".join(report.served.get(n, "") for n in names)}
+                        if report.served
+                        else {}
+                    ),
                     "dm/croissant": dg.MetadataValue.path(str(report.croissant_path)),
                     "dm/sink": report.sink,
+                    **{
+                        f"dm/{phase}_seconds": dg.MetadataValue.float(round(s, 4))
+                        for phase, s in report.seconds.items()
+                    },
                 },
             )
 
