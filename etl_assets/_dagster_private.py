@@ -5,14 +5,14 @@
 - `Definitions.validate_loadable` reads the "defs state" of whatever instance the process last
   entered (a context variable); a disposed instance left there makes it fail with "undefined
   DagsterInstance weakref". Validating a module's definitions must not depend on that.
+- The run launcher (`etl_assets/run_worker.py`): Dagster exports `DefaultRunLauncher` but not
+  the base class, the health-check result types or the serialized arguments of
+  `dagster api execute_run` that every custom launcher needs.
 - Run control (`etl_assets/orchestration/control.py`) does what the UI's GraphQL resolvers do:
   Dagster 1.13 has no public API to load a workspace, find a job's remote representation, or
   re-execute a run from failure through the run launcher (`ReexecutionOptions` only works with
   in-process `execute_job`), so it uses the workspace context, the job selector and the
   re-execution strategy the resolvers use.
-- The run launcher (`etl_assets/run_worker.py`): Dagster exports `DefaultRunLauncher` but not
-  the base class, the health-check result types or the serialized arguments of
-  `dagster api execute_run` that every custom launcher needs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,19 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
+__all__ = [
+    "BaseWorkspaceRequestContext",
+    "JobSubsetSelector",
+    "ReexecutionStrategy",
+    "RemoteSchedule",
+    "RemoteSensor",
+    "WorkspaceFileTarget",
+    "WorkspaceProcessContext",
+    "validate_instance_config",
+    "without_instance_state",
+    "workspace_from_file",
+]
+
 
 @contextmanager
 def without_instance_state() -> Iterator[None]:
@@ -46,29 +59,21 @@ def validate_instance_config(folder: str, filename: str = "dagster.yaml") -> dic
     return config
 
 
+__all__ = [
+    "CheckRunHealthResult",
+    "ConfigurableClass",
+    "ConfigurableClassData",
+    "ExecuteRunArgs",
+    "LaunchRunContext",
+    "RunLauncher",
+    "WorkerStatus",
+    "validate_instance_config",
+    "without_instance_state",
+]
+
+
 @contextmanager
 def workspace_from_file(instance, path: str) -> Iterator[BaseWorkspaceRequestContext]:
     """The code locations of a workspace file, loaded as `dagster-webserver -w path` would."""
     with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[path])) as process:
         yield process.create_request_context()
-
-
-__all__ = [
-    "BaseWorkspaceRequestContext",
-    "CheckRunHealthResult",
-    "ConfigurableClass",
-    "ConfigurableClassData",
-    "ExecuteRunArgs",
-    "JobSubsetSelector",
-    "LaunchRunContext",
-    "ReexecutionStrategy",
-    "RemoteSchedule",
-    "RemoteSensor",
-    "RunLauncher",
-    "WorkerStatus",
-    "WorkspaceFileTarget",
-    "WorkspaceProcessContext",
-    "validate_instance_config",
-    "without_instance_state",
-    "workspace_from_file",
-]

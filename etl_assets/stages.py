@@ -105,6 +105,11 @@ class StageKit:
             "op_tags": self.op_tags(stage, connections),
         }
 
+    def kinds(self, stage: str, *tools: str) -> set[str]:
+        """A stage asset's Dagster kinds: its stage, which the lineage graph shows as a tag on
+        the asset's box beside the table name (and the catalog filters by), and its tools."""
+        return {stage, *tools}
+
     def op_tags(self, stage: str, connections: Iterable[str] = ()) -> dict:
         """The op tags of a `stage` step (an asset or a check): its connections, its pod's labels
         and resources (see `etl_assets.execution`)."""

@@ -60,12 +60,12 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    mask_env: tuple[str, ...] = ()
+    """DM_MASK_ENV: names of further variables whose values are masked in all output"""
     alert_urls_set: bool = False  # DM_ALERT_URLS (secret: an EnvVar, read where alerts are sent)
     alert_base_url: str = "http://127.0.0.1:3000"
     alert_kafka_topic: str = "dm.alerts"
     alert_on_publish: bool = False
-    mask_env: tuple[str, ...] = ()
-    """DM_MASK_ENV: names of further variables whose values are masked in all output"""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -111,6 +111,7 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            mask_env=tuple(n for n in re.split(r"[\s,]+", env.get("DM_MASK_ENV", "")) if n),
             alert_urls_set=bool((env.get("DM_ALERT_URLS") or "").strip()),
             alert_base_url=(
                 env.get("DM_ALERT_BASE_URL")
@@ -119,7 +120,6 @@ class Deployment:
             ).rstrip("/"),
             alert_kafka_topic=env.get("DM_ALERT_KAFKA_TOPIC") or "dm.alerts",
             alert_on_publish=_flag(env, "DM_ALERT_ON_PUBLISH"),
-            mask_env=tuple(n for n in re.split(r"[\s,]+", env.get("DM_MASK_ENV", "")) if n),
         )
 
     @property
@@ -163,7 +163,7 @@ ALWAYS_MASKED = (
     "DM_S3_SECRET_ACCESS_KEY",
     "DM_PSEUDONYM_KEY",
     "DM_PROXY_SECRET",
-    "DM_ALERT_URLS",
+    "DM_ALERT_URLS",  # apprise URLs may carry SMTP or webhook passwords
 )
 
 

@@ -1,5 +1,5 @@
-"""Sensors: source changes, approved uploads, run-failure alerts and publication events
-(retention runs as scheduled jobs, schedules/retention.py)."""
+"""Sensors: source changes, approved uploads, run-failure and publication alerts (retention runs
+as scheduled jobs, schedules/retention.py)."""
 
 from sensors.approvals import build_approval_sensor
 from sensors.run_failure import build_run_failure_sensor

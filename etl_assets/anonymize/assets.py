@@ -42,7 +42,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         key=kit.key("anonymize", table.name),
         **kit.asset_args(stage="anonymize"),
         ins=ins,
-        kinds={"pandas"},
+        kinds=kit.kinds("anonymize", "pandas"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}` anonymized as its metadata declares"
         " (generalization, suppression, anatomization, permutation, perturbation,"

@@ -75,7 +75,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
     @dg.asset(
         key=kit.key("extract", unit.name),
         **kit.asset_args(code_version, stage="extract", connections=entry_connections(unit.entry)),
-        kinds={connector_kind(kit, unit), "pandas"},
+        kinds=kit.kinds("extract", connector_kind(kit, unit), "pandas"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
         f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"

@@ -224,7 +224,16 @@ class DataModule(_Model):
     autoUpload: bool = False
     retry: Retry = Field(default_factory=Retry)
     execution: Execution = Field(default_factory=Execution)
-    license: str | None = None
+    license: str | None = Field(
+        default=None,
+        description="the license of published versions, ideally an SPDX or license URL;"
+        " without one, the Croissant metadata says that no rights are granted",
+    )
+    citeAs: str | None = Field(
+        default=None,
+        description="how to cite the published versions (BibTeX recommended); without it the"
+        " Croissant metadata has a BibTeX entry built from name, owners and version",
+    )
     connections: list[Connection] = Field(default_factory=list)
     tables: list[Table] = Field(min_length=1)
     collection: list[CollectionEntry] = Field(min_length=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from etl_assets import registry
@@ -17,6 +18,7 @@ from etl_assets.publish.postgres import PostgresSink
 from etl_assets.publish.s3 import S3Sink
 from etl_assets.publish.script import ScriptSink
 from etl_assets.publish.sink import PublishReport, PublishRequest, Sink
+from etl_assets.results import TableOutcome
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -131,8 +133,11 @@ def publish_version(
     secrets: SecretsResource,
     run_id: str | None = None,
     log: Any = None,
+    outcomes: Mapping[str, TableOutcome] | None = None,
 ) -> PublishReport:
-    """Load the outbox version into the module's sink and write its Croissant metadata."""
+    """Load the outbox version into the module's sink and write its Croissant metadata, which
+    tells what cleaning and anonymization did and reached (`outcomes`: per table, as the stages
+    recorded it)."""
     model = loaded.model
     names = [n for t in model.tables for n in t.published_names]
     missing = [n for n in names if not outbox.has_table(model.name, version, n)]
@@ -149,7 +154,9 @@ def publish_version(
                 f"{model.name} {version} was committed by an earlier attempt (run"
                 " killed before its end): writing its Croissant metadata without loading again"
             )
-        return _finish(loaded, version, outbox, report, names, log)
+        return _finish(
+            loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id
+        )
     request = PublishRequest(
         loaded=loaded,
         version=version,
@@ -164,7 +171,7 @@ def publish_version(
     report = sink_for(model.upload).publish(request)
     if not report.registered:
         _register(postgres, request, report)
-    return _finish(loaded, version, outbox, report, names, log)
+    return _finish(loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id)
 
 
 def _finish(
@@ -174,10 +181,13 @@ def _finish(
     report: PublishReport,
     names: list[str],
     log: Any,
+    *,
+    outcomes: Mapping[str, TableOutcome] | None,
+    run_id: str | None,
 ) -> PublishReport:
     """The version's Croissant metadata, last: its presence says the publication is complete."""
     model = loaded.model
-    doc = croissant(loaded, version, outbox, report.locations)
+    doc = croissant(loaded, version, outbox, report.locations, outcomes=outcomes, run_id=run_id)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
     write_current_pointer(outbox, model.name, report.current_version)
     if log:
