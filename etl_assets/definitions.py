@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.asset_metadata import with_console_links
 from etl_assets.errors import MetadataError, Problem
 from etl_assets.metadata import DataModule
 from etl_assets.metadata.loader import LoadedModule, discover, display_path
@@ -166,6 +167,7 @@ def build_definitions(
         spec = invalid_module_spec(Path(error.file).parent, error, taken)
         taken.add(spec.key.path[0])
         assets.append(spec)
+    assets = with_console_links(assets, deployment.web_url)
     definitions = dg.Definitions(
         assets=assets,
         asset_checks=checks,

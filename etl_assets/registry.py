@@ -380,6 +380,39 @@ def record_allocation(
     )
 
 
+# --- reads for the console -----------------------------------------------------------------
+
+
+def module_allocations(conn: psycopg.Connection, module: str) -> dict[str, dict[str, Any]]:
+    """Every version handed out for `module`: trigger, run id and when."""
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT version, trigger, run_id, allocated_at FROM {SCHEMA}.allocations"
+        " WHERE module = %s",
+        (module,),
+    ).fetchall()
+    return {v: {"trigger": t, "run_id": r, "allocated_at": at} for v, t, r, at in rows}
+
+
+def module_approvals(conn: psycopg.Connection, module: str) -> dict[str, dict[str, Any]]:
+    """Every approval of `module`'s versions: who, when and their comment."""
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT version, approved_by, approved_at, comment FROM {SCHEMA}.approvals"
+        " WHERE module = %s",
+        (module,),
+    ).fetchall()
+    return {v: {"approved_by": b, "approved_at": at, "comment": c} for v, b, at, c in rows}
+
+
+def withdraw_approval(conn: psycopg.Connection, module: str, version: str) -> None:
+    """Forget an approval (the version was rejected or discarded after it)."""
+    ensure(conn)
+    conn.execute(
+        f"DELETE FROM {SCHEMA}.approvals WHERE module = %s AND version = %s", (module, version)
+    )
+
+
 # --- run control: skipped ticks, paused modules, discarded versions --------------------------
 
 

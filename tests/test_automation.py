@@ -140,9 +140,17 @@ def test_approval_launches_the_upload_job(tmp_path, pg_url):
     with dg.instance_for_test():  # resolving the definitions reads the instance's defs state
         sensor = defs.get_sensor_def("dm_approved_uploads")
     postgres = PostgresResource(url=pg_url)
-    ctx = dg.build_sensor_context(resources={"postgres": postgres})
+    instance = dg.DagsterInstance.ephemeral()
+    ctx = dg.build_sensor_context(instance=instance, resources={"postgres": postgres})
     assert isinstance(sensor(ctx), dg.SkipReason)
     with postgres.connect(autocommit=True) as conn:
         approve(conn, "clinic", "1.0.4", by="manager@example.org")
-    requests = sensor(dg.build_sensor_context(resources={"postgres": postgres}))
+    ctx = dg.build_sensor_context(instance=instance, resources={"postgres": postgres})
+    requests = sensor(ctx)
     assert [(r.job_name, r.partition_key) for r in requests] == [("clinic_upload_job", "1.0.4")]
+    # the console launched the upload itself after approving: the sensor does not run a second
+    instance.add_run(
+        dg.DagsterRun(job_name="clinic_upload_job", tags={"dagster/partition": "1.0.4"})
+    )
+    ctx = dg.build_sensor_context(instance=instance, resources={"postgres": postgres})
+    assert isinstance(sensor(ctx), dg.SkipReason)

@@ -22,8 +22,8 @@ from etl_assets.results import (
     UploadCounts,
     generalization_levels,
 )
-from etl_assets.stages import StageKit
-from resources.deployment import SecretsResource
+from etl_assets.stages import StageKit, governance_gate
+from resources.deployment import GovernanceResource, SecretsResource
 from resources.io_manager import ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -256,8 +256,10 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         outbox: OutboxResource,
         postgres: PostgresResource,
         secrets: SecretsResource,
+        governance: GovernanceResource,
     ):
         version = kit.version(context)
+        governance_gate(kit, context, version, governance, postgres)
         mask = kit.masker(secrets)
         try:
             report = publish_version(
