@@ -405,6 +405,15 @@ def module_approvals(conn: psycopg.Connection, module: str) -> dict[str, dict[st
     return {v: {"approved_by": b, "approved_at": at, "comment": c} for v, b, at, c in rows}
 
 
+def discarded_versions(conn: psycopg.Connection, module: str) -> set[str]:
+    """Versions of `module` that were stopped and thrown away (never uploaded)."""
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT version FROM {SCHEMA}.discards WHERE module = %s", (module,)
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def withdraw_approval(conn: psycopg.Connection, module: str, version: str) -> None:
     """Forget an approval (the version was rejected or discarded after it)."""
     ensure(conn)

@@ -18,7 +18,7 @@ import pytest
 from oidc_provider_mock import User
 from playwright.sync_api import expect, sync_playwright
 
-from etl_assets.governance.drafts import validate_draft
+from etl_assets.drafts import validate_draft
 from tests.conftest import EXAMPLES, ROOT
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port, smtp_inbox
