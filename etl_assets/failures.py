@@ -53,3 +53,44 @@ def error_cause(error: SerializableErrorInfo | None) -> str:
                 line = rest
             return line if name == "Failure" else f"{name}: {line}"
     return _first_line(chain[0].message) if chain else "the step failed"
+
+
+# errors whose message the product words itself, without record values
+SAFE_ERRORS = frozenset(
+    {
+        "Failure",
+        "ExtractionError",
+        "ConnectionError_",
+        "UploadError",
+        "MetadataError",
+        "DeploymentError",
+        "PrivacyModelUnsatisfiable",
+        "DagsterAssetCheckFailedError",
+        "DagsterStepOutputNotFoundError",
+    }
+)
+UNSAFE_NOTE = "its message may quote data: see the run's log"
+
+
+def alert_cause(event: dg.DagsterEvent) -> str:
+    """`root_cause` for readers beyond the event log (email, chat, Kafka alerts): a message is
+    repeated only from errors the product words itself; any other exception by its class."""
+    data = event.step_failure_data
+    user = data.user_failure_data if data else None
+    if user is not None and user.description:  # a dg.Failure: the product's own, masked text
+        return _first_line(user.description)
+    return alert_error_cause(data.error if data else None)
+
+
+def alert_error_cause(error: SerializableErrorInfo | None) -> str:
+    """The innermost message that is not a wrapper, if the product worded it; else the class."""
+    for link in reversed(error_chain(error)):
+        line = _first_line(link.message)
+        if not line or line.startswith(WRAPPERS):
+            continue
+        name = (link.cls_name or "Failure").rsplit(".", 1)[-1]
+        if name not in SAFE_ERRORS:
+            return f"{name} ({UNSAFE_NOTE})"
+        head, sep, rest = line.partition(": ")
+        return rest if sep and head.rsplit(".", 1)[-1] == name else line
+    return "the step failed (see the run's log)"

@@ -181,6 +181,7 @@ ALWAYS_MASKED = (
     "DM_PSEUDONYM_KEY",
     "DM_PROXY_SECRET",
     "DM_SMTP_PASSWORD",
+    "DM_ALERT_URLS",  # apprise URLs may carry SMTP or webhook passwords
 )
 
 

@@ -7,41 +7,28 @@ sensor's cursor (Dagster's run-status cursor, kept across daemon restarts) moves
 `dm_registry.alerts` records every run alerted, so a tick that is evaluated again (a daemon
 killed after sending, before saving the cursor) sends nothing twice.
 
-The root cause never quotes record values: a message is repeated only from errors the product
-raises with masked text (`dg.Failure`, extraction, upload and metadata errors, Dagster's own
-check failures); for any other exception only its class is named, the run's log has the rest.
+The root cause never quotes record values (`etl_assets.failures.alert_cause`): a message is
+repeated only from errors the product raises with masked text (`dg.Failure`, extraction, upload
+and metadata errors, Dagster's own check failures); for any other exception only its class is
+named, the run's log has the rest.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 import dagster as dg
 
 from etl_assets import registry
 from etl_assets.connections import redact_url, resolve_connection
+from etl_assets.failures import alert_cause
 from etl_assets.metadata.loader import LoadedModule
 from resources.alerts import AlertsResource
 from resources.deployment import SecretsResource
 from resources.kafka import KafkaResource
 from resources.postgres import PostgresResource
 
-# errors whose message the product writes itself, without record values
-SAFE_ERRORS = {
-    "Failure",
-    "ExtractionError",
-    "ConnectionError_",
-    "ConnectionError",
-    "UploadError",
-    "MetadataError",
-    "DeploymentError",
-    "PrivacyModelUnsatisfiable",
-    "DagsterAssetCheckFailedError",
-    "DagsterStepOutputNotFoundError",
-}
-WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 MAX_CAUSE = 300
 
 
@@ -89,17 +76,9 @@ class FailureReport:
         }
 
 
-def root_cause(error) -> str:
-    """One line about a step's error (a `SerializableErrorInfo`), never a record value."""
-    if error is None:
-        return "the run failed (no step error recorded; see the run's log)"
-    while error.cls_name in WRAPPERS and error.cause is not None:
-        error = error.cause
-    if error.cls_name not in SAFE_ERRORS:
-        return f"{error.cls_name} (its message may quote data: see the run's log)"
-    line = next((ln for ln in error.message.splitlines() if ln.strip()), "").strip()
-    line = re.sub(r"^[\w.]+(Error|Failure|Exception|Unsatisfiable|_):\s*", "", line)
-    line = redact_url(line)
+def one_line(text: str) -> str:
+    """A cause as sent: URLs without passwords, at most MAX_CAUSE characters."""
+    line = redact_url(text)
     return line if len(line) <= MAX_CAUSE else line[: MAX_CAUSE - 1] + "…"
 
 
@@ -108,10 +87,9 @@ def report_for(context: dg.RunFailureSensorContext, alerts: AlertsResource) -> F
     failures = context.get_step_failure_events()
     steps = [e.step_key for e in failures if e.step_key]
     if failures:
-        cause = root_cause(failures[0].step_failure_data.error)
+        cause = one_line(alert_cause(failures[0]))
     else:
-        first = (context.failure_event.message or "the run failed").splitlines()[0]
-        cause = redact_url(first)[:MAX_CAUSE]
+        cause = one_line((context.failure_event.message or "the run failed").splitlines()[0])
     return FailureReport(
         module=run.tags.get("dm/module", "?"),
         version=run.tags.get("dagster/partition", "?"),

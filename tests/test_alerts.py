@@ -170,14 +170,18 @@ def test_root_cause_names_only_the_class_of_an_unexpected_error():
     outer = SerializableErrorInfo(
         "Error occurred while executing op", [], "DagsterExecutionStepExecutionError", inner
     )
-    from sensors.run_failure import root_cause
+    from etl_assets.failures import alert_error_cause as root_cause
 
     assert root_cause(outer) == "ValueError (its message may quote data: see the run's log)"
     failure = SerializableErrorInfo(
         "dagster._core.definitions.events.Failure: items: cannot reach postgresql://u:pw@h/db",
         [], "Failure",
     )  # fmt: skip
-    assert root_cause(failure) == "items: cannot reach postgresql://u:***@h/db"
+    from sensors.run_failure import one_line
+
+    assert one_line(root_cause(failure)) == "items: cannot reach postgresql://u:***@h/db"
+    retried = SerializableErrorInfo("Exceeded max_retries of 3\n", [], "Failure", failure)
+    assert root_cause(retried) == "items: cannot reach postgresql://u:pw@h/db"  # the cause
 
 
 def test_run_log_says_what_each_rule_rejected_and_each_privacy_model_reached(

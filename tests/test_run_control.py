@@ -285,3 +285,28 @@ def test_cancel_refuses_a_run_no_launcher_started_unless_forced(node):
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
     assert dmetl(["cancel", run.run_id, "--force"]) == 0
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+
+
+def test_cancel_interrupts_a_dmetl_run_process_through_the_projects_launcher():
+    """`dmetl run` records its process on the run; the project's launcher interrupts it."""
+    import subprocess
+
+    from etl_assets.run_worker import RunWorker
+
+    launcher = {"module": "etl_assets.run_worker", "class": "ProcessGroupRunLauncher"}
+    with dg.instance_for_test(overrides={"run_launcher": launcher}) as instance:
+        worker = subprocess.Popen(["sleep", "60"])
+        try:
+            run = instance.add_run(
+                dg.DagsterRun(
+                    job_name=f"{MODULE}_job",
+                    run_id=uuid.uuid4().hex,
+                    status=dg.DagsterRunStatus.STARTED,
+                    tags={"dm/module": MODULE, **RunWorker.of(worker.pid).tag()},
+                )
+            )
+            outcome = control.cancel(instance, run.run_id)
+            assert outcome.status == "CANCELING"
+            assert worker.wait(timeout=10) == -15  # SIGTERM, as Dagster's run worker expects
+        finally:
+            worker.kill()

@@ -39,6 +39,7 @@ from etl_assets._dagster_private import (
 )
 from etl_assets.orchestration.jobs import automation_names
 from etl_assets.orchestration.versions import active_runs
+from etl_assets.run_worker import RunWorker
 from resources.io_manager import ParquetIOManager
 from resources.outbox import OutboxResource
 
@@ -197,9 +198,11 @@ def cancel(instance: dg.DagsterInstance, run_id: str, *, force: bool = False) ->
             f"run {run_id} is {before.value}: only queued and started runs can be canceled"
             " (--force marks it canceled)"
         )
-    if before == dg.DagsterRunStatus.STARTED and run.remote_job_origin is None and not force:
-        # no launcher started it (`dmetl run` executes in its own process): asking the launcher
-        # would only leave it "canceling" while it goes on
+    unreachable = run.remote_job_origin is None and RunWorker.from_tags(run.tags) is None
+    if before == dg.DagsterRunStatus.STARTED and unreachable and not force:
+        # no launcher started it and no worker process is recorded for it: asking the launcher
+        # would only leave it "canceling" while it goes on (`dmetl run` records its process,
+        # which the project's run launcher can interrupt)
         raise ControlRefused(
             f"run {run_id} was not started by a run launcher (a run started by `dmetl run`"
             " executes in that process: stop it there, or --force marks it canceled)"
