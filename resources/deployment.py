@@ -31,6 +31,7 @@ from pydantic import Field
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from resources.staged import DEFAULT_BATCH_ROWS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("local", "prod")
@@ -57,6 +58,7 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    batch_rows: int = DEFAULT_BATCH_ROWS
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -102,6 +104,7 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            batch_rows=_count(env, "DM_BATCH_ROWS", DEFAULT_BATCH_ROWS),
         )
 
     @property
@@ -213,7 +216,9 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
             if deployment.local
             else None
         ),
-        IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
+        IO_MANAGER_KEY: ParquetIOManager(
+            base_dir=deployment.storage_root, batch_rows=deployment.batch_rows
+        ),
         "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
     }
 
@@ -294,6 +299,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise DeploymentError(f"{name}={raw!r}: expected a positive number of seconds")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").replace("_", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1000:
+        raise DeploymentError(f"{name}={env.get(name)!r}: expected a whole number of rows >= 1000")
+    return int(raw)
 
 
 def _need(env: Mapping[str, str], name: str, why: str) -> str:

@@ -5,7 +5,7 @@ import pandas as pd
 
 from etl_assets.asset_metadata import column_lineage, quarantine_summary, restricted_metadata
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
-from etl_assets.clean.table import clean_table
+from etl_assets.clean.table import Source, clean_table
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
 from etl_assets.results import CleanCounts, StageResultMissing
@@ -41,7 +41,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         outbox: OutboxResource,
         privacy: PrivacyResource,
-        **inputs: pd.DataFrame,
+        **inputs: Source,
     ):
         version = kit.version(context)
         frames = [inputs[f"src_{i}"] for i in range(len(units))]

@@ -3,19 +3,19 @@
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
-from etl_assets.asset_metadata import restricted_metadata
+from etl_assets.asset_metadata import staged_metadata
 from etl_assets.errors import ExtractionError
 from etl_assets.execution import entry_connections
 from etl_assets.extract.context import ExtractContext
-from etl_assets.extract.entry import extract_entry, outbox_durable
+from etl_assets.extract.entry import extract_entry_batches, outbox_durable
 from etl_assets.extract.sql.plan import range_label
 from etl_assets.extract.units import ExtractionUnit
 from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import PrivacyResource, SecretsResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
+from resources.staged import StagedTable
 
 CONNECTOR_KINDS = {
     "file": "file",
@@ -74,7 +74,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
     @dg.asset(
         key=kit.key("extract", unit.name),
         **kit.asset_args(code_version, stage="extract", connections=entry_connections(unit.entry)),
-        kinds={connector_kind(kit, unit), "pandas"},
+        kinds={connector_kind(kit, unit), "parquet"},
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
         f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"
@@ -86,7 +86,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         outbox: OutboxResource,
         privacy: PrivacyResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output[StagedTable]:
         version = kit.version(context)
         ctx = step_context(
             kit, context, version, secrets, dm_io_manager, unit.shard, unit.partition
@@ -94,7 +94,12 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         where = f"{entry.table}/{entry.source}"
         with restricted_errors(outbox, kit, version, f"extract {unit.name}"):
             try:
-                df = extract_entry(entry, kit.loaded.folder, ctx)
+                # batch by batch into step storage: the records are never all in memory
+                with dm_io_manager.stage(context.asset_key, version) as writer:
+                    batches = extract_entry_batches(
+                        entry, kit.loaded.folder, ctx, dm_io_manager.batch_rows
+                    )
+                    staged = writer.write_all(batches).close()
             except ExtractionError as exc:
                 # bad input is not transient: fail at once; keep retries for outages
                 message = f"{where}: {exc}"
@@ -108,11 +113,11 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
             except (PermissionError, LookupError) as exc:
                 # refused credentials, a missing bucket, a wrong setting: retrying cannot help
                 raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
-        context.log.info(f"{where}{shard_note}: {len(df):,} records extracted")
+        context.log.info(f"{where}{shard_note}: {staged.num_rows:,} records extracted")
         return dg.Output(
-            df,
+            staged,
             metadata={
-                **restricted_metadata(df, privacy.restricted_previews),
+                **staged_metadata(staged, privacy.restricted_previews),
                 **kit.metadata(version),
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,

@@ -1,0 +1,151 @@
+"""Staged tables between assets: written batch by batch, restricted, atomic; a module run in tiny
+batches publishes exactly what a run in one batch publishes."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from etl_assets.clean.coerce import enforce_schema
+from etl_assets.clean.table import type_sources
+from etl_assets.extract.entry import extract_entry, extract_entry_batches
+from etl_assets.metadata import CollectionEntry, Column, Table
+from etl_assets.quarantine import RAW_COLUMN
+from resources.deployment import Deployment, DeploymentError
+from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
+from resources.staged import StagedTable, write_staged
+from tests.conftest import EXAMPLES, test_resources
+from tests.helpers import run_version
+
+
+def test_a_staged_table_unions_its_parts_and_reads_in_bounded_batches(tmp_path):
+    first = pa.table({"a": ["1", "2", "3"], "b": ["x", "y", "z"]})
+    ragged = pa.table({"a": [None], "b": [None], RAW_COLUMN: ["1,2,3,4"]}).cast(
+        pa.schema([("a", pa.string()), ("b", pa.string()), (RAW_COLUMN, pa.string())])
+    )
+    staged = write_staged(tmp_path / "base" / "t.staged", [first, ragged], base=tmp_path / "base")
+    assert staged.num_rows == 4
+    assert staged.columns == ["a", "b", RAW_COLUMN]
+    batches = list(staged.iter_batches(batch_rows=2))
+    assert [b.num_rows for b in batches] == [2, 1, 1]
+    table = pa.Table.from_batches(batches)
+    assert table.column("a").to_pylist() == ["1", "2", "3", None]
+    assert table.column(RAW_COLUMN).to_pylist() == [None, None, None, "1,2,3,4"]
+    assert staged.read(["b"]).column_names == ["b"]
+    # restricted zone: folders 0700, parts 0600, no temporary file left behind
+    assert stat.S_IMODE(staged.path.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "base").stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in staged.path.iterdir()} == {0o600}
+    assert [p.name for p in staged.path.parent.iterdir()] == ["t.staged"]
+
+
+def test_rewriting_a_staged_table_replaces_it_and_a_failed_write_leaves_the_old_one(tmp_path):
+    path = tmp_path / "t.staged"
+    write_staged(path, [pa.table({"a": [1, 2]})])
+    again = write_staged(path, [pa.table({"a": [3]})])
+    assert again.read().column("a").to_pylist() == [3]
+
+    def failing():
+        yield pa.table({"a": [4, 5]})
+        raise RuntimeError("source went away")
+
+    with pytest.raises(RuntimeError):
+        write_staged(path, failing())
+    assert StagedTable.open(path).read().column("a").to_pylist() == [3]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.staged"]
+    empty = write_staged(tmp_path / "e.staged", [], empty_schema=pa.schema([("a", pa.int64())]))
+    assert (empty.num_rows, empty.columns) == (0, ["a"])
+
+
+def _orders_csv(tmp_path, rows: int) -> CollectionEntry:
+    lines = ["id,amount,when"]
+    for i in range(rows):
+        amount = "many" if i % 17 == 0 else f"{i * 1.5}"
+        when = "" if i % 23 == 0 else f"2024-01-{1 + i % 28:02d}"
+        lines.append(f"{i},{amount},{when}" + (",extra" if i % 41 == 5 else ""))
+    (tmp_path / "orders.csv").write_text("\n".join(lines) + "\n")
+    return CollectionEntry.model_validate(
+        {"table": "orders", "source": "csv", "extract": {"type": "file", "path": "orders.csv"}}
+    )
+
+
+def test_extraction_streams_in_batches_of_at_most_batch_rows(tmp_path):
+    entry = _orders_csv(tmp_path, 2500)
+    batches = list(extract_entry_batches(entry, tmp_path, batch_rows=1000))
+    assert max(b.num_rows for b in batches) <= 1000
+    staged = write_staged(tmp_path / "x.staged", batches)
+    whole = extract_entry(entry, tmp_path)
+    streamed = staged.to_pandas()
+    assert len(streamed) == len(whole) == 2500
+    pd.testing.assert_frame_equal(streamed[list(whole.columns)], whole, check_dtype=False)
+
+
+def test_typing_batch_by_batch_equals_typing_the_whole_table(tmp_path):
+    entry = _orders_csv(tmp_path, 3000)
+    table = Table(
+        name="orders",
+        columns=[
+            Column(name="id", dataType="integer", nullable=False),
+            Column(name="amount", dataType="number"),
+            Column(name="when", dataType="date", nullable=False),
+        ],
+    )
+    staged = write_staged(
+        tmp_path / "x.staged", extract_entry_batches(entry, tmp_path, batch_rows=1000)
+    )
+    batched = type_sources([StagedTable.open(staged.path, batch_rows=700)], table, "1.0.0")
+    whole = enforce_schema(extract_entry(entry, tmp_path), table, "1.0.0")
+    pd.testing.assert_frame_equal(batched.data, whole.data)
+    assert batched.counts == whole.counts
+    assert batched.counts["rejected_ragged_row"] > 0 and batched.counts["rows_typed"] > 0
+    key = ["rule", "reason", "column", "record"]
+    pd.testing.assert_frame_equal(
+        batched.quarantine.sort_values(key).reset_index(drop=True),
+        whole.quarantine.sort_values(key).reset_index(drop=True),
+    )
+
+
+def test_dm_batch_rows_sets_the_batch_size_and_rejects_nonsense():
+    assert Deployment.from_environ({"DM_BATCH_ROWS": "50_000"}).batch_rows == 50_000
+    assert Deployment.from_environ({}).batch_rows == ParquetIOManager(base_dir="x").batch_rows
+    with pytest.raises(DeploymentError, match="DM_BATCH_ROWS"):
+        Deployment.from_environ({"DM_BATCH_ROWS": "ten"})
+
+
+def _published(tmp_path, pg_url, batch_rows: int | None) -> dict[str, pd.DataFrame]:
+    home = tmp_path / f"run_{batch_rows}"
+    folder = home / "clinic"
+    shutil.copytree(EXAMPLES / "clinic", folder)
+    resources = test_resources(home, pg_url)
+    resources["secrets"] = test_resources(tmp_path, pg_url)["secrets"]  # the same keys
+    if batch_rows:
+        resources[IO_MANAGER_KEY] = ParquetIOManager(
+            base_dir=str(home / "storage"), batch_rows=batch_rows
+        )
+    (home / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(home / "dagster")) as instance:
+        result = run_version(folder, "1.0.1", resources, instance)
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    outbox = resources["outbox"]
+    tables = {
+        "/".join(p.relative_to(home / "outbox").parts[2:]): pd.read_parquet(p)
+        for p in (home / "outbox").rglob("*.parquet")
+    }
+    assert tables, "the run published nothing"
+    return {
+        name: df.sort_values(list(df.columns)).reset_index(drop=True)
+        for name, df in {**tables, "quarantine": outbox.read_quarantine("clinic", "1.0.1")}.items()
+    }
+
+
+def test_a_module_run_in_tiny_batches_publishes_what_one_batch_publishes(tmp_path, pg_url):
+    one = _published(tmp_path, pg_url, None)
+    tiny = _published(tmp_path, pg_url, 3)
+    assert one.keys() == tiny.keys()
+    for name in one:
+        pd.testing.assert_frame_equal(tiny[name], one[name], obj=name)
