@@ -61,13 +61,23 @@ def markdown_preview(
 RESTRICTED_PREFIX = "dm/restricted/"
 
 
-def table_metadata(df: pd.DataFrame) -> dict[str, object]:
-    """Metadata of a published-zone table (anonymized data): row count, schema and a preview."""
+def table_metadata(df: pd.DataFrame, total: int | None = None) -> dict[str, object]:
+    """Metadata of a published-zone table (anonymized data): row count, schema and a preview
+    (`df` may be only the first rows of a table of `total` records)."""
+    total = len(df) if total is None else total
     return {
-        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/row_count": dg.MetadataValue.int(total),
         "dagster/column_schema": column_schema(df),
-        "preview": markdown_preview(df),
+        "preview": markdown_preview(df, total=total),
     }
+
+
+def head_frame(staged: StagedTable, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
+    """The first `rows` records of a staged table (its columns even when it has none)."""
+    head = next(staged.iter_batches(batch_rows=rows), None)
+    if head is None:
+        return staged.schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    return head.slice(0, rows).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def profile(df: pd.DataFrame) -> dg.MetadataValue:
@@ -121,13 +131,7 @@ def staged_metadata(staged: StagedTable, previews: bool = False) -> dict[str, ob
         "dm/profile": dg.MetadataValue.md("\n".join(lines)),
     }
     if previews:
-        head = next(staged.iter_batches(batch_rows=PREVIEW_ROWS), None)
-        frame = (
-            head.to_pandas(types_mapper=pd.ArrowDtype)
-            if head is not None
-            else staged.schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
-        )
-        metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(frame, total=n)
+        metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(head_frame(staged), total=n)
     return metadata
 
 

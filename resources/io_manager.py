@@ -59,6 +59,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return StagedTable.open(staged, self.batch_rows)
         return read_parquet(_file(path))
 
+    def stored(self, asset_key: dg.AssetKey, partition: str | None) -> pd.DataFrame | StagedTable:
+        """What an asset stored for a partition, as stored: a staged table is not read."""
+        return self._stored(self.path_for(asset_key, partition))
+
     def read(self, asset_key: dg.AssetKey, partition: str | None) -> pd.DataFrame:
         """What an asset stored for a partition (for checks that need a second asset's data)."""
         stored = self._stored(self.path_for(asset_key, partition))

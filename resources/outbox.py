@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from resources.staged import StagedTable
 from resources.stores import LocalStore, S3Store
 
 PUBLISHED, RESTRICTED = "published", "restricted"
@@ -78,10 +79,16 @@ class OutboxResource(dg.ConfigurableResource):
 
     # --- tables, quarantine, documents ------------------------------------------------------
 
-    def write_table(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:
+    def write_table(
+        self, module: str, version: str, table: str, df: pd.DataFrame | StagedTable
+    ) -> str:
+        """A prepared table; a staged one is copied batch by batch, never read whole."""
         rel = self._rel(module, version, f"{table}.parquet")
         store = self._store()
-        store.write_parquet(rel, df)
+        if isinstance(df, StagedTable):
+            store.write_parquet_batches(rel, df.schema, df.iter_batches())
+        else:
+            store.write_parquet(rel, df)
         return store.uri(rel)
 
     def read_table(self, module: str, version: str, table: str) -> pd.DataFrame:

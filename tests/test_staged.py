@@ -3,6 +3,7 @@ batches publishes exactly what a run in one batch publishes."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 
@@ -11,14 +12,17 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from etl_assets.anonymize.batches import anonymize_staged, batch_local
+from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
 from etl_assets.clean.coerce import enforce_schema
 from etl_assets.clean.table import type_sources
 from etl_assets.extract.entry import extract_entry, extract_entry_batches
 from etl_assets.metadata import CollectionEntry, Column, Table
+from etl_assets.metadata.loader import load_module
 from etl_assets.quarantine import RAW_COLUMN
 from resources.deployment import Deployment, DeploymentError
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
-from resources.staged import StagedTable, write_staged
+from resources.staged import StagedTable, StagedWriter, write_staged
 from tests.conftest import EXAMPLES, test_resources
 from tests.helpers import run_version
 
@@ -117,10 +121,27 @@ def test_dm_batch_rows_sets_the_batch_size_and_rejects_nonsense():
         Deployment.from_environ({"DM_BATCH_ROWS": "ten"})
 
 
-def _published(tmp_path, pg_url, batch_rows: int | None) -> dict[str, pd.DataFrame]:
-    home = tmp_path / f"run_{batch_rows}"
+def record_local_visits(folder) -> None:
+    """The clinic with visits anonymized record by record (pseudonym, keyed noise, suppressed
+    notes) and no privacy model of its own: the batched anonymize path."""
+    doc = json.loads((folder / "module.jsonld").read_text())
+    visits = next(t for t in doc["tables"] if t["name"] == "visits")
+    del visits["privacy"]
+    visits["privacyExemption"] = "visits carry no quasi-identifier of their own here"
+    for col in visits["columns"]:
+        if col["name"] in ("visit_time", "reason"):
+            col.pop("anonymization", None)
+        if col["name"] == "cost_eur":
+            col["anonymization"] = {"method": "perturb", "noise": "laplace", "scale": 5}
+    (folder / "module.jsonld").write_text(json.dumps(doc))
+
+
+def _published(tmp_path, pg_url, batch_rows: int | None, variant=None) -> dict[str, pd.DataFrame]:
+    home = tmp_path / f"run_{batch_rows}_{variant.__name__ if variant else ''}"
     folder = home / "clinic"
     shutil.copytree(EXAMPLES / "clinic", folder)
+    if variant:
+        variant(folder)
     resources = test_resources(home, pg_url)
     resources["secrets"] = test_resources(tmp_path, pg_url)["secrets"]  # the same keys
     if batch_rows:
@@ -143,9 +164,60 @@ def _published(tmp_path, pg_url, batch_rows: int | None) -> dict[str, pd.DataFra
     }
 
 
-def test_a_module_run_in_tiny_batches_publishes_what_one_batch_publishes(tmp_path, pg_url):
-    one = _published(tmp_path, pg_url, None)
-    tiny = _published(tmp_path, pg_url, 3)
+@pytest.mark.parametrize("variant", [None, record_local_visits])
+def test_a_module_run_in_tiny_batches_publishes_what_one_batch_publishes(tmp_path, pg_url, variant):
+    one = _published(tmp_path, pg_url, None, variant)
+    tiny = _published(tmp_path, pg_url, 3, variant)
     assert one.keys() == tiny.keys()
+    if variant:  # the batched path ran, and removed the visits of suppressed patients
+        orphans = one["quarantine"].query("reason == 'parent_suppressed'")
+        assert len(orphans) > 0
     for name in one:
         pd.testing.assert_frame_equal(tiny[name], one[name], obj=name)
+
+
+def test_batched_anonymization_equals_the_whole_table_path(tmp_path):
+    """Pseudonyms, keyed noise, suppressed cells and dropped orphans: the same records whether
+    the table is anonymized whole or 7 records at a time."""
+    folder = tmp_path / "clinic"
+    shutil.copytree(EXAMPLES / "clinic", folder)
+    record_local_visits(folder)
+    loaded = load_module(folder)
+    visits = loaded.model.table("visits")
+    assert batch_local(visits) and not batch_local(loaded.model.table("patients"))
+    n = 100
+    clean = pd.DataFrame(
+        {
+            "visit_id": pd.array(range(n), dtype="int64[pyarrow]"),
+            "patient_id": pd.array([i % 13 for i in range(n)], dtype="int64[pyarrow]"),
+            "visit_time": pd.array(pd.date_range("2024-01-01", periods=n, freq="h")),
+            "reason": pd.array(["check-up", "other"] * (n // 2), dtype="string[pyarrow]"),
+            "cost_eur": pd.array([float(i) for i in range(n)], dtype="float64[pyarrow]"),
+            "notes": pd.array(["none"] * n, dtype="string[pyarrow]"),
+            "_dm_source": pd.array(["csv"] * n, dtype="string[pyarrow]"),
+        }
+    )
+    key = b"k" * 32
+    whole = anonymize_for_module(clean, visits, loaded, "1.0.0", key)
+    # the parent published the pseudonyms of patients 0..9: the visits of 10..12 are orphans
+    parent_ids = (
+        anonymize_for_module(
+            clean.assign(patient_id=pd.array([i % 10 for i in range(n)], dtype="int64[pyarrow]")),
+            visits,
+            loaded,
+            "1.0.0",
+            key,
+        )
+        .tables["visits"][["patient_id"]]
+        .drop_duplicates()
+    )
+    parents = {"patients": parent_ids}
+    tables, orphans = drop_orphans(whole.tables, visits, parents, "1.0.0")
+    staged = write_staged(tmp_path / "clean.staged", [pa.Table.from_pandas(clean)])
+    staged = StagedTable.open(staged.path, batch_rows=7)
+    with StagedWriter(tmp_path / "out.staged") as writer:
+        out = anonymize_staged(staged, visits, loaded, "1.0.0", key, parents, writer)
+    assert len(orphans) == len(out.orphans) > 0
+    pd.testing.assert_frame_equal(out.staged.to_pandas(), tables["visits"], check_dtype=False)
+    assert out.staged.num_rows + len(out.orphans) == n
+    assert out.summary.splitlines()[0] == f"table 'visits': {n} records"

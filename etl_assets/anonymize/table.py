@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl_assets.anonymize import engine
 from etl_assets.anonymize import hierarchy as hier
@@ -125,6 +128,14 @@ def _published(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=[c for c in df.columns if str(c).startswith("_dm_")])
 
 
+def _as_text(s: pd.Series) -> pa.ChunkedArray:
+    """A key column as Arrow text (both sides of a reference are compared the same way)."""
+    if not isinstance(s.dtype, pd.ArrowDtype):
+        s = s.astype("string[pyarrow]")
+    arr = pa.chunked_array(pa.array(s, from_pandas=True))
+    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+
+
 def drop_orphans(
     tables: dict[str, pd.DataFrame],
     table: Table,
@@ -139,15 +150,18 @@ def drop_orphans(
     if table.name not in tables or not parents:
         return tables, concat_quarantine([])
     df = tables[table.name]
-    keep = pd.Series(True, index=df.index)
+    keep = np.ones(len(df), dtype=bool)
     parts = []
     for col in table.columns:
         fk = col.foreignKey
         if fk is None or fk.table not in parents or col.name not in df.columns:
             continue
-        known = parents[fk.table][fk.column].dropna().astype("string[pyarrow]")
-        ok = df[col.name].isna() | df[col.name].astype("string[pyarrow]").isin(known)
-        gone = keep & ~ok.to_numpy(dtype=bool)
+        # in Arrow: a hash set of the parent's keys, not pandas' object-string isin
+        known = pc.unique(_as_text(parents[fk.table][fk.column]).drop_null())
+        values = _as_text(df[col.name])
+        ok = pc.or_kleene(pc.is_null(values), pc.is_in(values, value_set=known))
+        ok = ok.to_numpy(zero_copy_only=False)
+        gone = keep & ~ok
         if gone.any():
             parts.append(
                 quarantine_rows(
@@ -159,9 +173,9 @@ def drop_orphans(
                     version=version,
                 )
             )
-        keep &= ok.to_numpy(dtype=bool)
+        keep &= ok
     out = dict(tables)
-    out[table.name] = df[keep.to_numpy()].reset_index(drop=True)
+    out[table.name] = df if keep.all() else df[keep].reset_index(drop=True)
     return out, concat_quarantine(parts)
 
 

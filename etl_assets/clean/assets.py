@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 
 from etl_assets.asset_metadata import column_lineage, quarantine_summary, restricted_metadata
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
@@ -13,10 +14,41 @@ from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import PrivacyResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
+from resources.staged import StagedTable
 
 
 def _parents(table: Table) -> list[str]:
     return sorted({c.foreignKey.table for c in table.columns if c.foreignKey})
+
+
+def _referenced(table: Table, parent: str) -> list[str]:
+    """The columns of `parent` that `table`'s foreign keys reference."""
+    return sorted(
+        {
+            c.foreignKey.column
+            for c in table.columns
+            if c.foreignKey and c.foreignKey.table == parent
+        }
+    )
+
+
+def key_columns(source: Source, columns: list[str]) -> pd.DataFrame:
+    """Only `columns` of a stored table (those it has): the compact columns a key check or a
+    foreign-key lookup needs, never the whole table."""
+    if isinstance(source, StagedTable):
+        present = [c for c in columns if c in source.columns]
+        return source.read(present).to_pandas(types_mapper=pd.ArrowDtype)
+    return source[[c for c in columns if c in source.columns]]
+
+
+def stage_frame(
+    storage: ParquetIOManager, key: dg.AssetKey, version: str, df: pd.DataFrame
+) -> StagedTable:
+    """A DataFrame written as the asset's staged table, one batch at a time."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with storage.stage(key, version) as writer:
+        writer.write_all(table.to_batches(max_chunksize=storage.batch_rows))
+        return writer.close(table.schema)
 
 
 def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
@@ -41,11 +73,14 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         outbox: OutboxResource,
         privacy: PrivacyResource,
+        dm_io_manager: dg.ResourceParam[ParquetIOManager],
         **inputs: Source,
     ):
         version = kit.version(context)
         frames = [inputs[f"src_{i}"] for i in range(len(units))]
-        parent_frames = {p: inputs[f"parent_{p}"] for p in parents}
+        parent_frames = {
+            p: key_columns(inputs[f"parent_{p}"], _referenced(table, p)) for p in parents
+        }
         with restricted_errors(outbox, kit, version, f"clean {table.name}"):
             result = clean_table(frames, table, kit.model, version=version, parents=parent_frames)
         qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
@@ -67,7 +102,8 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         }
         if len(result.quarantine):
             metadata["dm/quarantine_summary"] = quarantine_summary(result.quarantine)
-        return dg.Output(result.data, metadata=metadata)
+        staged = stage_frame(dm_io_manager, context.asset_key, version, result.data)
+        return dg.Output(staged, metadata=metadata)
 
     return _clean
 
@@ -95,7 +131,7 @@ def conservation_check(kit: StageKit, table: Table) -> dg.AssetChecksDefinition:
         " data has rows out records and the quarantine one rejected record for each other",
     )
     def _conservation(
-        context: dg.AssetCheckExecutionContext, outbox: OutboxResource, data: pd.DataFrame
+        context: dg.AssetCheckExecutionContext, outbox: OutboxResource, data: StagedTable
     ) -> dg.AssetCheckResult:
         version = kit.version(context)
         try:
@@ -144,9 +180,9 @@ def clean_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
             description=f"({', '.join(table.primaryKey)}) is unique in the clean output",
         )
         def _unique(
-            context: dg.AssetCheckExecutionContext, data: pd.DataFrame
+            context: dg.AssetCheckExecutionContext, data: StagedTable
         ) -> dg.AssetCheckResult:
-            passed, message = check_unique_key(data, table)
+            passed, message = check_unique_key(key_columns(data, table.primaryKey), table)
             return dg.AssetCheckResult(passed=passed, description=message)
 
         checks.append(_unique)
@@ -165,12 +201,18 @@ def clean_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
         )
         def _fks(
             context: dg.AssetCheckExecutionContext,
-            data: pd.DataFrame,
+            data: StagedTable,
             dm_io_manager: dg.ResourceParam[ParquetIOManager],
         ):
             version = kit.version(context)
-            frames = {p: dm_io_manager.read(kit.key("clean", p), version) for p in parents}
-            passed, message = check_foreign_keys(data, table, frames)
+            frames = {
+                p: key_columns(
+                    dm_io_manager.stored(kit.key("clean", p), version), _referenced(table, p)
+                )
+                for p in parents
+            }
+            fks = [c.name for c in table.columns if c.foreignKey]
+            passed, message = check_foreign_keys(key_columns(data, fks), table, frames)
             return dg.AssetCheckResult(passed=passed, description=message)
 
         checks.append(_fks)
