@@ -94,6 +94,10 @@ class OutboxResource(dg.ConfigurableResource):
     def read_table(self, module: str, version: str, table: str) -> pd.DataFrame:
         return self._store().read_parquet(self._rel(module, version, f"{table}.parquet"))
 
+    def open_table(self, module: str, version: str, table: str) -> pq.ParquetFile:
+        """A prepared table for reading batch by batch (an upload never holds all of it)."""
+        return self._store().open_parquet(self._rel(module, version, f"{table}.parquet"))
+
     def has_table(self, module: str, version: str, table: str) -> bool:
         return self._store().exists(self._rel(module, version, f"{table}.parquet"))
 

@@ -132,6 +132,10 @@ class LocalStore:
     def read_parquet(self, rel: str) -> pd.DataFrame:
         return read_parquet(self.path(rel))
 
+    def open_parquet(self, rel: str) -> pq.ParquetFile:
+        """The object for reading batch by batch (nothing is read yet)."""
+        return pq.ParquetFile(self.path(rel))
+
     def write_parquet_batches(
         self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> None:
@@ -190,6 +194,13 @@ class S3Store:
 
     def read_parquet(self, rel: str) -> pd.DataFrame:
         return read_parquet(io.BytesIO(self.read_bytes(rel)))
+
+    def open_parquet(self, rel: str) -> pq.ParquetFile:
+        """The object downloaded to a spooled temporary file, for reading batch by batch."""
+        buf = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self.client.download_fileobj(self.bucket, self.key(rel), buf)
+        buf.seek(0)
+        return pq.ParquetFile(buf)
 
     def write_parquet_batches(
         self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]

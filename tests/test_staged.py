@@ -9,7 +9,10 @@ import stat
 
 import dagster as dg
 import pandas as pd
+import psycopg
+import psycopg.sql
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from etl_assets.anonymize.batches import anonymize_staged, batch_local
@@ -19,6 +22,7 @@ from etl_assets.clean.table import type_sources
 from etl_assets.extract.entry import extract_entry, extract_entry_batches
 from etl_assets.metadata import CollectionEntry, Column, Table
 from etl_assets.metadata.loader import load_module
+from etl_assets.publish.pg_copy import ParquetSource, copy_arrow, create_table, to_arrow
 from etl_assets.quarantine import RAW_COLUMN
 from resources.deployment import Deployment, DeploymentError
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
@@ -221,3 +225,28 @@ def test_batched_anonymization_equals_the_whole_table_path(tmp_path):
     pd.testing.assert_frame_equal(out.staged.to_pandas(), tables["visits"], check_dtype=False)
     assert out.staged.num_rows + len(out.orphans) == n
     assert out.summary.splitlines()[0] == f"table 'visits': {n} records"
+
+
+def test_the_upload_copies_an_outbox_table_batch_by_batch(tmp_path, pg_url):
+    """COPY from a Parquet source in 2-row batches loads what COPY of the whole table loads,
+    with the same column types (int32, dictionary text, dates, timestamps, nulls)."""
+    table = pa.table(
+        {
+            "n": pa.array([1, 2, None, 4, 5], pa.int32()),
+            "t": pa.array(["a", "b", "a", None, "c"]).dictionary_encode(),
+            "d": pa.array([19000, 19001, None, 19003, 19004], pa.int32()).cast(pa.date32()),
+            "ts": pa.array([0, 1, 2, None, 4], pa.timestamp("ms")),
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=2)
+    source = ParquetSource(pq.ParquetFile(tmp_path / "t.parquet"), batch_rows=2)
+    assert source.num_rows == 5
+    with psycopg.connect(pg_url, autocommit=True) as conn, conn.cursor() as cur:
+        for name, data in (("streamed", source), ("whole", to_arrow(table))):
+            target = psycopg.sql.Identifier(name)
+            create_table(cur, target, to_arrow(data).schema)
+            assert copy_arrow(cur, target, to_arrow(data)) == 5
+        cur.execute("SELECT * FROM streamed EXCEPT ALL SELECT * FROM whole")
+        assert cur.fetchall() == []
+        cur.execute("SELECT count(*), count(n), count(t) FROM streamed")
+        assert cur.fetchone() == (5, 4, 4)

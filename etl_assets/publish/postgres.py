@@ -27,7 +27,7 @@ from etl_assets.connections import postgres_url
 from etl_assets.publish import grants
 from etl_assets.publish.grants import Roles, restricted_schema
 from etl_assets.publish.pg_copy import copy_arrow, create_table, row_hash, to_arrow
-from etl_assets.publish.sink import PublishReport, PublishRequest
+from etl_assets.publish.sink import PublishReport, PublishRequest, table_sources
 from etl_assets.quarantine import ROW_HASH_COLUMN
 from etl_assets.semver import parse as parse_version
 from resources.postgres import PostgresResource
@@ -183,7 +183,8 @@ class PostgresSink:
                 module=model.name,
                 version=request.version,
                 schema=schema,
-                tables=request.tables,
+                # snapshot loads stream from the outbox; append needs the row hashes in memory
+                tables=table_sources(request) if sink.mode == "snapshot" else request.tables,
                 quarantine=request.quarantine,
                 metadata_hash=request.loaded.hash,
                 mode=sink.mode,
