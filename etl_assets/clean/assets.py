@@ -2,9 +2,8 @@
 
 import dagster as dg
 import pandas as pd
-import pyarrow as pa
 
-from etl_assets.asset_metadata import column_lineage, quarantine_summary, restricted_metadata
+from etl_assets.asset_metadata import column_lineage, quarantine_summary, staged_metadata
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
 from etl_assets.clean.table import Source, clean_table
 from etl_assets.extract.units import extraction_units
@@ -41,16 +40,6 @@ def key_columns(source: Source, columns: list[str]) -> pd.DataFrame:
     return source[[c for c in columns if c in source.columns]]
 
 
-def stage_frame(
-    storage: ParquetIOManager, key: dg.AssetKey, version: str, df: pd.DataFrame
-) -> StagedTable:
-    """A DataFrame written as the asset's staged table, one batch at a time."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    with storage.stage(key, version) as writer:
-        writer.write_all(table.to_batches(max_chunksize=storage.batch_rows))
-        return writer.close(table.schema)
-
-
 def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     units = extraction_units(kit.model, table.name)
     ins = {f"src_{i}": dg.AssetIn(key=kit.key("extract", u.name)) for i, u in enumerate(units)}
@@ -82,7 +71,12 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             p: key_columns(inputs[f"parent_{p}"], _referenced(table, p)) for p in parents
         }
         with restricted_errors(outbox, kit, version, f"clean {table.name}"):
-            result = clean_table(frames, table, kit.model, version=version, parents=parent_frames)
+            result = clean_table(
+                frames, table, kit.model, version=version, parents=parent_frames, filtered=False
+            )
+        # the cleaned records go to step storage a batch at a time: no filtered copy
+        with dm_io_manager.stage(context.asset_key, version) as writer:
+            staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
         qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
         if result.key_map is not None and len(result.key_map):
             outbox.write_key_map(kit.module, version, table.name, result.key_map)
@@ -94,15 +88,14 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 f" {', '.join(result.dropped_columns)}"
             )
         metadata = {
-            **restricted_metadata(result.data, privacy.restricted_previews),
+            **staged_metadata(staged, privacy.restricted_previews),
             **kit.metadata(version),
             **result.counts.to_metadata(),
             "dm/quarantine_path": dg.MetadataValue.path(qpath),
-            "dagster/column_lineage": column_lineage(list(result.data.columns), upstream_cols),
+            "dagster/column_lineage": column_lineage(staged.columns, upstream_cols),
         }
         if len(result.quarantine):
             metadata["dm/quarantine_summary"] = quarantine_summary(result.quarantine)
-        staged = stage_frame(dm_io_manager, context.asset_key, version, result.data)
         return dg.Output(staged, metadata=metadata)
 
     return _clean

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from etl_assets.clean.coerce import TypingResult, enforce_schema
 from etl_assets.clean.rules.engine import apply_rules
+from etl_assets.clean.rules.result import kept_batches
 from etl_assets.metadata import DataModule, Table
 from etl_assets.quarantine import RAW_COLUMN, SHARD_COLUMN, SOURCE_COLUMN, concat_quarantine
 from etl_assets.results import CleanCounts
@@ -23,12 +25,30 @@ Source = pd.DataFrame | StagedTable
 
 @dataclass
 class CleanResult:
-    data: pd.DataFrame
+    records: pd.DataFrame
+    """the typed records; those `alive` marks (all when None) are the cleaned ones"""
     quarantine: pd.DataFrame
     counts: CleanCounts
     key_map: pd.DataFrame | None
     dropped_columns: list[str]
     missing_columns: list[str]
+    alive: np.ndarray | None = None
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The cleaned records as one DataFrame (filtered once, on first use)."""
+        if self.alive is not None:
+            self.records = self.records[self.alive].reset_index(drop=True)
+            self.alive = None
+        return self.records
+
+    @data.setter
+    def data(self, df: pd.DataFrame) -> None:
+        self.records, self.alive = df, None
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The cleaned records in batches of at most `rows` input records, no filtered copy."""
+        return kept_batches(self.records, self.alive, rows)
 
 
 def _columns(source: Source) -> list[str]:
@@ -91,8 +111,11 @@ def clean_table(
     version: str,
     parents: Mapping[str, pd.DataFrame],
     parent_key_maps: Mapping[str, pd.DataFrame] | None = None,
+    filtered: bool = True,
 ) -> CleanResult:
-    """rows extracted = rows out + rejected (typing and rules) + duplicates merged."""
+    """rows extracted = rows out + rejected (typing and rules) + duplicates merged. With
+    `filtered=False`, `data` keeps every typed record and `alive` marks the cleaned ones
+    (`batches()` gives them without copying the table)."""
     typed = type_sources(frames, table, version)
     ruled = apply_rules(
         typed.data,
@@ -101,6 +124,7 @@ def clean_table(
         version=version,
         parents=parents,
         parent_key_maps=parent_key_maps,
+        filtered=filtered,
     )
     details = {
         f"typing_{k}": v for k, v in typed.counts.items() if k not in ("rows_in", "rows_typed")
@@ -118,10 +142,11 @@ def clean_table(
         details=details,
     )
     return CleanResult(
-        data=ruled.data,
+        records=ruled.data,
         quarantine=concat_quarantine([typed.quarantine, ruled.quarantine]),
         counts=counts,
         key_map=ruled.key_map,
         dropped_columns=typed.dropped_columns,
         missing_columns=typed.missing_columns,
+        alive=ruled.alive,
     )
