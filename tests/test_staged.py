@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl_assets.anonymize.batches import anonymize_staged, batch_local
+from etl_assets.anonymize.operations import PseudonymMemo, pseudonymize
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
 from etl_assets.clean.coerce import enforce_schema
 from etl_assets.clean.table import type_sources
@@ -250,3 +251,12 @@ def test_the_upload_copies_an_outbox_table_batch_by_batch(tmp_path, pg_url):
         assert cur.fetchall() == []
         cur.execute("SELECT count(*), count(n), count(t) FROM streamed")
         assert cur.fetchone() == (5, 4, 4)
+
+
+def test_a_pseudonym_memo_gives_the_pseudonyms_of_a_whole_column_batch_by_batch():
+    values = pd.Series([3, 1, None, 3, 7, 1, 9], dtype="int64[pyarrow]")
+    whole = pseudonymize(values, b"s" * 32)
+    memo = PseudonymMemo()
+    parts = [pseudonymize(values.iloc[i : i + 3], b"s" * 32, memo=memo) for i in range(0, 7, 3)]
+    assert pd.concat(parts).tolist() == whole.tolist()
+    assert len(memo.keys) == 4  # each distinct value hashed once

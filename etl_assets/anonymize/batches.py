@@ -60,10 +60,12 @@ def anonymize_staged(
     orphans, removed = [], []
     metrics: dict[str, float] = {}
     summary, suppressed = "", 0
+    known: dict[tuple[str, str], pa.Array] = {}
+    memos: dict = {}  # each distinct value is pseudonymized once, not once per batch
     for batch in clean.iter_batches():
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
-        result = anonymize_for_module(frame, table, loaded, version, key)
-        tables, gone = drop_orphans(result.tables, table, dict(parents), version)
+        result = anonymize_for_module(frame, table, loaded, version, key, memos)
+        tables, gone = drop_orphans(result.tables, table, dict(parents), version, known)
         published = tables[table.name]
         writer.write(pa.Table.from_pandas(published, preserve_index=False))
         orphans.append(gone)
