@@ -17,6 +17,7 @@ import psycopg
 
 from etl_assets.errors import ExtractionError
 from etl_assets.metadata import DataModule
+from resources.masking import normalize_url, redact_url
 
 # environment defaults for connectors that name no connection
 DEFAULT_URL_ENV = {
@@ -33,9 +34,27 @@ class ConnectionError_(ExtractionError):
     """A named connection is unknown or misconfigured (e.g. a secret's variable is unset)."""
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe for logs and metadata."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+def secret_names(model: DataModule) -> list[str]:
+    """Every environment variable the module's runs read a secret from: connection URLs and
+    secrets (`urlEnv`, `secretEnv`), pseudonymization keys (`keyEnv`) and the variables passed
+    to its scripts (`env`). Their values are masked in whatever a run writes or logs."""
+    names: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and key in ("urlEnv", "keyEnv", "secretEnv", "env"):
+            names.add(node)
+
+    dump = model.model_dump()
+    walk(dump)
+    for conn in dump.get("connections", []):
+        names.update((conn.get("secretEnv") or {}).values())
+    return sorted(names)
 
 
 @dataclass(frozen=True)
@@ -153,7 +172,7 @@ def connection_or_default(
 def postgres_url(conn: ResolvedConnection) -> str:
     """A libpq URL from `url`, or from host/port/dbname/user/password settings."""
     if conn.url:
-        return conn.url
+        return normalize_url(conn.url)
     s = conn.settings
     if not s.get("host"):
         raise ConnectionError_(f"connection {conn.name!r} (postgres) needs urlEnv or options.host")
@@ -181,7 +200,7 @@ def sql_url(conn: ResolvedConnection) -> str:
             raise ConnectionError_(
                 f"connection {conn.name!r} ({conn.type}): its URL must start with {scheme}://"
             )
-        return conn.url
+        return normalize_url(conn.url)
     s = conn.settings
     host, user = conn.require("host"), conn.require("user")
     auth = quote(str(user), safe="")

@@ -27,13 +27,9 @@ from etl_assets.orchestration.factory import (
     invalid_module_spec,
 )
 from resources.deployment import Deployment, configure_arrow, current, resources_for
-from schedules import build_schedule
-from sensors import (
-    build_approval_sensor,
-    build_retention_sensor,
-    build_source_sensor,
-    run_failure_alert,
-)
+from schedules import build_retention_jobs, build_schedule
+from schedules.retention import OUTBOX_JOB, OUTBOX_SCHEDULE, VERSION_JOB, VERSION_SCHEDULE
+from sensors import build_approval_sensor, build_source_sensor, run_failure_alert
 
 log = logging.getLogger("datamodule_etl")
 
@@ -84,7 +80,14 @@ def _automation(built: ModuleDefinitions) -> BuiltModule | MetadataError:
     return module
 
 
-GLOBAL_NAMES = {"dm_approved_uploads", "dm_outbox_retention", "dm_run_failure_alert"}
+GLOBAL_NAMES = {
+    "dm_approved_uploads",
+    "dm_run_failure_alert",
+    OUTBOX_JOB,
+    OUTBOX_SCHEDULE,
+    VERSION_JOB,
+    VERSION_SCHEDULE,
+}
 
 
 def _names(module: BuiltModule) -> set[str]:
@@ -147,8 +150,9 @@ def build_definitions(
     jobs_by_name = {job.name: job for job in jobs}
     if (approvals := build_approval_sensor(loaded, jobs_by_name)) is not None:
         sensors.append(approvals)
-    if loaded:
-        sensors.append(build_retention_sensor(loaded))
+    retention_jobs, retention_schedules = build_retention_jobs(loaded)
+    jobs += retention_jobs
+    schedules += retention_schedules
     taken = {m.name for m in catalog.modules}
     for error in catalog.errors:
         log.error("invalid data module metadata:\n%s", error)

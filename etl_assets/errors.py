@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from resources.retry import is_transient
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -38,11 +40,23 @@ class ExtractionError(RuntimeError):
     or not (malformed output, a missing file): step retries are spent only on the former.
     """
 
-    def __init__(self, message: str, retryable: bool = False, restricted_detail: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        retryable: bool = False,
+        restricted_detail: str | None = None,
+        retry_limit: int | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.restricted_detail = restricted_detail
         """text that may quote records (a script's stderr): kept in the restricted zone only"""
+        self.retry_limit = retry_limit
+        """at most this many step retries for this error (a hung script: one), else the policy's"""
+
+    def may_retry(self, retry_number: int) -> bool:
+        """Whether the step's retry policy may be used on this error at attempt `retry_number`."""
+        return self.retryable and (self.retry_limit is None or retry_number < self.retry_limit)
 
 
 class UploadError(RuntimeError):
@@ -51,3 +65,14 @@ class UploadError(RuntimeError):
     def __init__(self, message: str, restricted_detail: str | None = None):
         super().__init__(message)
         self.restricted_detail = restricted_detail
+
+
+def may_heal(exc: BaseException) -> bool:
+    """Whether a step that failed with `exc` may succeed when retried: network and server errors
+    (`resources.retry.is_transient`) and sources that say so; never bad metadata, a refused
+    version, bad data or a bug."""
+    if isinstance(exc, ExtractionError):
+        return exc.retryable
+    if isinstance(exc, MetadataError | UploadError):
+        return False
+    return is_transient(exc)

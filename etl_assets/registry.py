@@ -1,7 +1,12 @@
 """The registry in PostgreSQL (`dm_registry`): published versions, approvals, and the version
 numbers handed out to runs. Every SQL statement about them lives here.
 
-- `versions`: one row per published version (any sink), with where each table went.
+- `versions`: one row per published version (any sink), with where each table went (the
+  version's own relations or objects, never the live view), its `state` (`published`, or
+  `expired` once retention removed its data) and `current` (the one version consumers read as
+  `<schema>.<table>`: the highest published one). Consumers may read this table.
+- `metadata_documents`: the module's metadata document behind each canonical hash, so that the
+  configuration that produced a version can be shown and compared (`etl_assets/history.py`).
 - `approvals`: a task manager's approval of a prepared version's upload.
 - `allocations`: every version number handed out by the allocator, so that two triggers (a
   schedule tick and a sensor, or ten `dmetl run`s) never pick the same one, and which run holds it.
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -34,6 +40,24 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.versions (
     run_id        text,
     PRIMARY KEY (module, version)
 );
+ALTER TABLE {SCHEMA}.versions ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'published';
+ALTER TABLE {SCHEMA}.versions ADD COLUMN IF NOT EXISTS current boolean NOT NULL DEFAULT false;
+ALTER TABLE {SCHEMA}.versions ADD COLUMN IF NOT EXISTS state_changed_at timestamptz;
+CREATE UNIQUE INDEX IF NOT EXISTS versions_one_current ON {SCHEMA}.versions (module)
+    WHERE current;
+UPDATE {SCHEMA}.versions v SET current = true
+WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA}.versions c WHERE c.module = v.module AND c.current)
+  AND v.version = (SELECT w.version FROM {SCHEMA}.versions w
+                   WHERE w.module = v.module AND w.state = 'published'
+                     AND w.version ~ '^[0-9]+[.][0-9]+[.][0-9]+$'
+                   ORDER BY string_to_array(w.version, '.')::int[] DESC LIMIT 1);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.metadata_documents (
+    module        text        NOT NULL,
+    metadata_hash text        NOT NULL,
+    document      jsonb       NOT NULL,
+    recorded_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (module, metadata_hash)
+);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.approvals (
     module      text        NOT NULL,
     version     text        NOT NULL,
@@ -53,8 +77,31 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.allocations (
 """
 
 
+PUBLISHED, EXPIRED = "published", "expired"
+# what the DDL creates, read from it, so that a table or column added there is noticed
+TABLES = re.findall(rf"CREATE TABLE IF NOT EXISTS {SCHEMA}\.(\w+)", DDL)
+COLUMNS = re.findall(rf"ALTER TABLE {SCHEMA}\.(\w+) ADD COLUMN IF NOT EXISTS (\w+)", DDL)
+
+
+def _complete(conn: psycopg.Connection) -> bool:
+    """Every table and column of the DDL is there. Checked first because ALTER TABLE takes a
+    lock that consumers reading `versions` would wait on, even when it changes nothing."""
+    rows = conn.execute(
+        """SELECT c.relname, a.attname FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+           WHERE n.nspname = %s AND c.relkind = 'r'""",
+        (SCHEMA,),
+    ).fetchall()
+    present = set(rows)
+    tables = {t for t, _ in present}
+    return all(t in tables for t in TABLES) and all(c in present for c in COLUMNS)
+
+
 def ensure(conn: psycopg.Connection) -> None:
     """Create the registry's schema and tables if they are missing (serialized, idempotent)."""
+    if _complete(conn):
+        return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('dm_registry_ddl'))")
         conn.execute(DDL)
@@ -74,16 +121,20 @@ def record_version(
     tables: dict[str, str],
     rows: dict[str, int],
     run_id: str | None,
-) -> None:
-    """Record a published version (any sink), inside the caller's transaction."""
+    document: dict[str, Any] | None = None,
+) -> str | None:
+    """Record a published version (any sink), inside the caller's transaction, with the
+    metadata document behind its hash; returns the version that is current afterwards."""
     cur.execute(
         f"""INSERT INTO {SCHEMA}.versions
-            (module, version, metadata_hash, sink, location, tables, row_counts, run_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            (module, version, metadata_hash, sink, location, tables, row_counts, run_id,
+             state, state_changed_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
             ON CONFLICT (module, version) DO UPDATE SET
               published_at = now(), metadata_hash = EXCLUDED.metadata_hash,
               sink = EXCLUDED.sink, location = EXCLUDED.location, tables = EXCLUDED.tables,
-              row_counts = EXCLUDED.row_counts, run_id = EXCLUDED.run_id""",
+              row_counts = EXCLUDED.row_counts, run_id = EXCLUDED.run_id,
+              state = EXCLUDED.state, state_changed_at = now()""",
         (
             module,
             version,
@@ -93,39 +144,118 @@ def record_version(
             json.dumps(tables),
             json.dumps(rows),
             run_id,
+            PUBLISHED,
         ),
+    )
+    if document is not None:
+        record_document(cur, module, metadata_hash, document)
+    return mark_current(cur, module)
+
+
+def record_document(
+    cur: psycopg.Cursor, module: str, metadata_hash: str, document: dict[str, Any]
+) -> None:
+    """Keep the metadata document behind `metadata_hash` (the first one seen: equal hashes
+    mean equal meaning)."""
+    cur.execute(
+        f"""INSERT INTO {SCHEMA}.metadata_documents (module, metadata_hash, document)
+            VALUES (%s, %s, %s) ON CONFLICT DO NOTHING""",
+        (module, metadata_hash, json.dumps(document, default=str)),
     )
 
 
+def metadata_document(
+    conn: psycopg.Connection, module: str, metadata_hash: str
+) -> dict[str, Any] | None:
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT document FROM {SCHEMA}.metadata_documents"
+        " WHERE module = %s AND metadata_hash = %s",
+        (module, metadata_hash),
+    ).fetchone()
+    return row[0] if row else None
+
+
 def published_versions(cur: psycopg.Cursor, module: str) -> list[str]:
-    cur.execute(f"SELECT version FROM {SCHEMA}.versions WHERE module = %s", (module,))
+    """Versions whose data is published (not expired)."""
+    cur.execute(
+        f"SELECT version FROM {SCHEMA}.versions WHERE module = %s AND state = %s",
+        (module, PUBLISHED),
+    )
     return [r[0] for r in cur.fetchall()]
+
+
+def highest(versions: list[str]) -> str | None:
+    """The version consumers are served among `versions`: the highest semantic version."""
+    return semver.latest(versions)
+
+
+def mark_current(cur: psycopg.Cursor, module: str) -> str | None:
+    """Mark the highest published version current (and no other), inside the caller's
+    transaction; returns it."""
+    top = highest(published_versions(cur, module))
+    cur.execute(
+        f"UPDATE {SCHEMA}.versions SET current = false"
+        " WHERE module = %s AND current AND version IS DISTINCT FROM %s",
+        (module, top),
+    )
+    if top is not None:
+        cur.execute(
+            f"UPDATE {SCHEMA}.versions SET current = true"
+            " WHERE module = %s AND version = %s AND NOT current",
+            (module, top),
+        )
+    return top
+
+
+def current_version(conn: psycopg.Connection, module: str) -> str | None:
+    """The version consumers read as `<schema>.<table>` now."""
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT version FROM {SCHEMA}.versions WHERE module = %s AND current", (module,)
+    ).fetchone()
+    return row[0] if row else None
 
 
 def current_row_counts(conn: psycopg.Connection, module: str) -> tuple[str, dict[str, int]] | None:
     """The version consumers read now (the highest published one) and its rows per table."""
     ensure(conn)
-    rows = conn.execute(
-        f"SELECT version, row_counts FROM {SCHEMA}.versions WHERE module = %s", (module,)
-    ).fetchall()
-    valid = [(v, counts) for v, counts in rows if semver.is_version(v)]
-    if not valid:
+    row = conn.execute(
+        f"SELECT version, row_counts FROM {SCHEMA}.versions WHERE module = %s AND current",
+        (module,),
+    ).fetchone()
+    if row is None:
         return None
-    version, counts = max(valid, key=lambda r: semver.parse(r[0]))
-    return version, {str(k): int(v) for k, v in counts.items()}
+    return row[0], {str(k): int(v) for k, v in row[1].items()}
+
+
+def _semver_key(version: str) -> tuple[int, tuple[int, int, int]]:
+    return (1, semver.parse(version)) if semver.is_version(version) else (0, (0, 0, 0))
 
 
 def list_versions(conn: psycopg.Connection, module: str) -> list[dict[str, Any]]:
-    """Published versions of `module`, most recently published first."""
+    """Versions of `module` in the registry (published and expired), highest version first."""
     ensure(conn)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             f"""SELECT version, published_at, metadata_hash, sink, location, tables, row_counts,
-                       run_id
-                FROM {SCHEMA}.versions WHERE module = %s ORDER BY published_at DESC""",
+                       run_id, state, current, state_changed_at
+                FROM {SCHEMA}.versions WHERE module = %s""",
             (module,),
         )
-        return list(cur.fetchall())
+        rows = list(cur.fetchall())
+    return sorted(rows, key=lambda r: _semver_key(r["version"]), reverse=True)
+
+
+def expire_version(cur: psycopg.Cursor, module: str, version: str) -> None:
+    """Mark a version whose data retention removed `expired` (never the current one)."""
+    cur.execute(
+        f"""UPDATE {SCHEMA}.versions SET state = %s, state_changed_at = now()
+            WHERE module = %s AND version = %s AND NOT current""",
+        (EXPIRED, module, version),
+    )
+    if cur.rowcount != 1:
+        raise ValueError(f"{module} {version} is current or not in the registry: not expired")
 
 
 # --- approvals -----------------------------------------------------------------------------
@@ -171,7 +301,8 @@ def pending_approvals(
 
 
 def kept_versions(conn: psycopg.Connection, module: str) -> set[str]:
-    """Versions outbox retention must not touch: published ones, and approved ones."""
+    """Versions outbox retention must not touch: published ones, and approved ones
+    (expired versions are published-version retention's to remove)."""
     ensure(conn)
     rows = conn.execute(
         f"""SELECT version FROM {SCHEMA}.versions WHERE module = %s

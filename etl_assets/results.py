@@ -107,3 +107,66 @@ class UploadCounts:
     @classmethod
     def from_metadata(cls, md: Mapping[str, Any]) -> UploadCounts:
         return cls(**_read(cls, md, cls.STAGE))
+
+
+@dataclass(frozen=True)
+class ModelReached:
+    """One declared privacy model of a table and the value the published data reaches (the
+    smallest class size for k, distinct values for l, the largest distance for t)."""
+
+    model: str
+    """k-anonymity, l-diversity or t-closeness"""
+    parameter: str
+    """k, l or t"""
+    required: float
+    reached: float
+    attribute: str | None = None
+    """the sensitive column (l, t)"""
+
+    @property
+    def text(self) -> str:
+        on = f" on {self.attribute}" if self.attribute else ""
+        return f"{self.model}{on}: {self.parameter}={self.required:g} required, {self.reached:g} reached"
+
+
+@dataclass(frozen=True)
+class PrivacyReached:
+    """What the outbox check verified on a prepared table: every declared model's value."""
+
+    models: tuple[ModelReached, ...] = ()
+
+    STAGE: ClassVar[str] = "outbox"
+    KEY: ClassVar[str] = PREFIX + "privacy_reached"
+
+    def to_metadata(self) -> dict[str, dg.MetadataValue]:
+        return {self.KEY: dg.MetadataValue.json([asdict(m) for m in self.models])}
+
+    @classmethod
+    def from_metadata(cls, md: Mapping[str, Any]) -> PrivacyReached:
+        if cls.KEY not in md:
+            raise StageResultMissing(f"the {cls.STAGE} materialization has no {cls.KEY}")
+        return cls(models=tuple(ModelReached(**m) for m in _value(md[cls.KEY])))
+
+
+LEVEL_PREFIX = PREFIX + "level_"
+
+
+def generalization_levels(md: Mapping[str, Any]) -> dict[str, int]:
+    """The generalization level of each generalized column, as the anonymize stage recorded it
+    (chosen by the privacy model search, or declared for columns that are no quasi-identifier)."""
+    return {
+        k[len(LEVEL_PREFIX) :]: int(_value(v)) for k, v in md.items() if k.startswith(LEVEL_PREFIX)
+    }
+
+
+@dataclass(frozen=True)
+class TableOutcome:
+    """What cleaning and anonymization did to one table of a version, as its stages recorded
+    it: what the version's Croissant metadata tells consumers (counts, levels, never values)."""
+
+    counts: AnonymizeCounts
+    cleaned: CleanCounts | None = None
+    levels: dict[str, int] = field(default_factory=dict)
+    privacy: PrivacyReached = PrivacyReached()
+    run_id: str | None = None
+    """the run that anonymized the table"""

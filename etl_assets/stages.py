@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from etl_assets.connections import secret_names
+from etl_assets.errors import MetadataError, may_heal
 from etl_assets.execution import step_tags
 from etl_assets.metadata import SEMVER, DataModule
 from etl_assets.metadata.loader import LoadedModule
+from resources.deployment import DeploymentError, SecretsResource
+from resources.masking import Masker
 from resources.outbox import OutboxResource
 
 STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
@@ -101,6 +105,11 @@ class StageKit:
             "op_tags": self.op_tags(stage, connections),
         }
 
+    def kinds(self, stage: str, *tools: str) -> set[str]:
+        """A stage asset's Dagster kinds: its stage, which the lineage graph shows as a tag on
+        the asset's box beside the table name (and the catalog filters by), and its tools."""
+        return {stage, *tools}
+
     def op_tags(self, stage: str, connections: Iterable[str] = ()) -> dict:
         """The op tags of a `stage` step (an asset or a check): its connections, its pod's labels
         and resources (see `etl_assets.execution`)."""
@@ -117,6 +126,10 @@ class StageKit:
             )
         return key
 
+    def masker(self, secrets: SecretsResource | None) -> Masker:
+        """Masks the secret values this module's runs use (see `connections.secret_names`)."""
+        return secrets.masker(secret_names(self.model)) if secrets is not None else Masker()
+
     def metadata(self, version: str) -> dict[str, object]:
         """Recorded on every materialization: which module, version and metadata made it."""
         return {
@@ -128,20 +141,33 @@ class StageKit:
 
 @contextmanager
 def restricted_errors(
-    outbox: OutboxResource, kit: StageKit, version: str, step: str
+    outbox: OutboxResource,
+    kit: StageKit,
+    version: str,
+    step: str,
+    secrets: SecretsResource | None = None,
 ) -> Iterator[None]:
     """Errors of a step that handles restricted records. The text of an unexpected exception
     may quote a value (a parser's message, a library's repr), so the event log gets only its
-    type and where the full text is kept: the restricted zone, for data managers."""
+    type and where the full text is kept: the restricted zone, for data managers. Secret
+    values the run uses are masked in both."""
+    mask = kit.masker(secrets)
     try:
         yield
-    except dg.Failure:
+    except dg.Failure as failure:
+        if failure.description:
+            failure.description = mask(failure.description)
         raise
+    except (MetadataError, DeploymentError) as exc:  # ours, naming a setting, never a record
+        raise dg.Failure(description=mask(f"{step}: {exc}"), allow_retries=False) from None
     except Exception as exc:  # not ours: a library's message is not known to be free of values
-        text = "".join(traceback.format_exception(exc))
+        text = mask("".join(traceback.format_exception(exc)))
         uri = outbox.write_restricted_text(kit.module, version, f"{step}.error.txt", text)
+        heals = may_heal(exc)  # a network or server error is retried; anything else is not
         raise dg.Failure(
-            description=f"{step} failed with {type(exc).__name__}; its message may quote"
-            f" restricted values, so it is kept in the restricted zone: {uri}",
-            allow_retries=False,
+            description=f"{step} failed with {type(exc).__name__}"
+            + (" (a network or server error)" if heals else "")
+            + "; its message may quote restricted values, so it is kept in the restricted"
+            f" zone: {uri}",
+            allow_retries=heals,
         ) from None

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
+from resources.masking import Masker
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 from resources.staged import DEFAULT_BATCH_ROWS
@@ -58,6 +60,8 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    mask_env: tuple[str, ...] = ()
+    """DM_MASK_ENV: names of further variables whose values are masked in all output"""
     batch_rows: int = DEFAULT_BATCH_ROWS
 
     @classmethod
@@ -104,6 +108,7 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            mask_env=tuple(n for n in re.split(r"[\s,]+", env.get("DM_MASK_ENV", "")) if n),
             batch_rows=_count(env, "DM_BATCH_ROWS", DEFAULT_BATCH_ROWS),
         )
 
@@ -140,6 +145,17 @@ class PrivacyResource(dg.ConfigurableResource):
     )
 
 
+# the deployment's own secrets: masked in every run, whatever the module
+ALWAYS_MASKED = (
+    "DM_POSTGRES_URL",
+    "DAGSTER_PG_URL",
+    "DM_S3_ACCESS_KEY_ID",
+    "DM_S3_SECRET_ACCESS_KEY",
+    "DM_PSEUDONYM_KEY",
+    "DM_PROXY_SECRET",
+)
+
+
 class SecretsResource(dg.ConfigurableResource):
     """Values that module metadata names by environment variable: connection URLs and secrets,
     pseudonymization keys. Read where the step runs, never stored in config or metadata."""
@@ -148,6 +164,24 @@ class SecretsResource(dg.ConfigurableResource):
         default=None,
         description="local deployments: a folder where a missing key is generated once and kept",
     )
+    mask_env: list[str] = Field(
+        default_factory=list,
+        description="DM_MASK_ENV: further variables whose values are masked in all output",
+    )
+
+    def masker(self, names: Iterable[str] = ()) -> Masker:
+        """Masks the values of `names` (a module's secret variables), of the deployment's own
+        secrets and of DM_MASK_ENV's variables, wherever a run writes or logs text."""
+        wanted = {*names, *ALWAYS_MASKED, *self.mask_env}
+        values = [self.get(n) for n in sorted(wanted)]
+        values += [self._generated_key(n) for n in sorted(wanted) if not self.get(n)]
+        return Masker(values)
+
+    def _generated_key(self, name: str) -> str | None:
+        if self.generate_missing_keys_in is None:
+            return None
+        path = Path(self.generate_missing_keys_in) / f"{name.lower()}.key"
+        return path.read_text().strip() if path.is_file() else None
 
     def get(self, name: str) -> str | None:
         """The value of environment variable `name`, or None when unset or empty."""
@@ -214,7 +248,8 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
         "secrets": SecretsResource(
             generate_missing_keys_in=str(deployment.dagster_home / "secrets")
             if deployment.local
-            else None
+            else None,
+            mask_env=list(deployment.mask_env),
         ),
         IO_MANAGER_KEY: ParquetIOManager(
             base_dir=deployment.storage_root, batch_rows=deployment.batch_rows

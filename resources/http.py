@@ -13,6 +13,8 @@ import dagster as dg
 import requests
 from pydantic import Field
 
+from resources import masking
+
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -31,8 +33,7 @@ SECRET_PARAMS = re.compile(
 
 def redact_url(url: str) -> str:
     """The URL without credentials: userinfo and secret-looking query values become ***."""
-    url = re.sub(r"(://[^/@:]+):[^/@]*@", r"\1:***@", str(url))
-    return SECRET_PARAMS.sub(r"\1***", url)
+    return SECRET_PARAMS.sub(r"\1***", masking.redact_url(str(url)))
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -4,6 +4,8 @@ Under the root (a local folder or `s3://bucket/prefix`, through dagster-aws's S3
 
 - `published/<module>/<version>/`: what consumers may read — the anonymized tables
   (`<table>.parquet`), the version's metadata (`datamodule.jsonld`) and `croissant.json`;
+- `published/<module>/current.json`: which version folder consumers are served (rewritten,
+  atomically, by every upload);
 - `restricted/<module>/<version>/`: what only data managers and admins may read — the
   quarantine (`quarantine/<table>.parquet`, original records), key maps of re-keyed records
   (`key_maps/`), and the full text of failing scripts' output (`logs/`).
@@ -33,6 +35,7 @@ from resources.staged import StagedTable
 from resources.stores import LocalStore, S3Store
 
 PUBLISHED, RESTRICTED = "published", "restricted"
+CURRENT_FILE = "current.json"
 
 
 class OutboxResource(dg.ConfigurableResource):
@@ -151,6 +154,9 @@ class OutboxResource(dg.ConfigurableResource):
         store.write_bytes(rel, text.encode("utf-8"))
         return store.uri(rel)
 
+    def has_file(self, module: str, version: str, name: str) -> bool:
+        return self._store().exists(self._rel(module, version, name))
+
     def read_json(self, module: str, version: str, name: str) -> Any:
         return json.loads(self._store().read_bytes(self._rel(module, version, name)))
 
@@ -162,11 +168,25 @@ class OutboxResource(dg.ConfigurableResource):
         store.write_bytes(rel, text.encode("utf-8", errors="replace"))
         return store.uri(rel)
 
+    def write_current(self, module: str, data: dict[str, Any]) -> str:
+        """The module's `current.json` pointer (one atomic write: a temporary file renamed, or
+        one S3 PUT)."""
+        rel = f"{module}/{CURRENT_FILE}"
+        store = self._store()
+        store.write_bytes(rel, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        return store.uri(rel)
+
+    def read_current(self, module: str) -> dict[str, Any] | None:
+        rel = f"{module}/{CURRENT_FILE}"
+        store = self._store()
+        return json.loads(store.read_bytes(rel)) if store.exists(rel) else None
+
     # --- versions and retention ---------------------------------------------------------------
 
     def versions(self, module: str) -> list[str]:
-        """Versions with anything in either zone."""
-        return sorted(set(self._store().list(module)) | set(self._store(RESTRICTED).list(module)))
+        """Versions with anything in either zone (not the `current.json` pointer)."""
+        names = set(self._store().list(module)) | set(self._store(RESTRICTED).list(module))
+        return sorted(n for n in names if n != CURRENT_FILE and not n.startswith("."))
 
     def age_seconds(self, module: str, version: str) -> float | None:
         """Seconds since anything of the version was last written (None if it is gone)."""

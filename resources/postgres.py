@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -15,13 +14,15 @@ import pgserver
 import psycopg
 from pydantic import Field
 
+from resources.masking import normalize_url, redact_url
+
 _EMBEDDED: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
 def redact(url: str) -> str:
     """The URL with any password replaced, safe for logs and metadata."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return redact_url(url)
 
 
 def embedded_url(data_dir: Path) -> str:
@@ -70,7 +71,7 @@ class PostgresResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         """A connection; failures to connect are retried with exponential backoff and jitter."""
-        url = self.resolved_url()
+        url = normalize_url(self.resolved_url())  # a password may hold an unescaped @ : /
         attempt = 0
         while True:
             try:

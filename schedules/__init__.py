@@ -1,5 +1,6 @@
-"""Schedules built from module metadata."""
+"""Schedules: those built from module metadata, and the retention jobs' schedules."""
 
 from schedules.module_schedules import build_schedule
+from schedules.retention import build_retention_jobs
 
-__all__ = ["build_schedule"]
+__all__ = ["build_retention_jobs", "build_schedule"]

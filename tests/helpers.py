@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.cli.modules import TEMPLATE
 from etl_assets.metadata.jsonld import CONTEXT_URL as CONTEXT  # noqa: F401 - tests build modules with it
 from etl_assets.metadata.loader import load_module
 from etl_assets.orchestration.factory import build_module
@@ -36,6 +38,23 @@ def write_module(folder: Path, doc: dict, files: dict[str, str] | None = None) -
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return folder
+
+
+def scaffold_module(folder: Path, name: str, version: str = "0.9.0") -> Path:
+    """The `dmetl new` template as module `name` (items from a CSV file and a script)."""
+    shutil.copytree(TEMPLATE, folder)
+    meta = folder / "module.yaml"
+    meta.write_text(meta.read_text().replace("__NAME__", name).replace("0.1.0", version))
+    return folder
+
+
+def write_items(folder: Path, n: int) -> int:
+    """`n` catalogue items in a scaffolded module (ids from 100, so none conflicts with the
+    template script's items 3 and 4); returns the rows a version publishes."""
+    lines = ["item_id,label,price,added_on"]
+    lines += [f"{100 + i},item {i},1.5,2026-01-10" for i in range(n)]
+    (folder / "data" / "items.csv").write_text("\n".join(lines) + "\n")
+    return n + 2
 
 
 def run_version(

@@ -76,12 +76,13 @@ def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir
         assert changed.cursor != cursor
 
 
-def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url):
+def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url, dagster_home):
     import pandas as pd
+    import psycopg
 
     from etl_assets.publish.postgres import publish
     from resources import OutboxResource, PostgresResource
-    from sensors.outbox_retention import build_retention_sensor
+    from schedules.retention import OUTBOX_JOB, OUTBOX_SCHEDULE, build_retention_jobs
 
     loaded = load_module(EXAMPLES / "clinic")  # retentionDays: 30
     outbox = OutboxResource(root=str(tmp_path / "outbox"))
@@ -93,16 +94,33 @@ def test_unpublished_outbox_versions_expire_after_retention(tmp_path, pg_url):
     for version in ("1.0.1", "1.0.2"):  # 1.0.1 published, 1.0.2 never was
         for path in (tmp_path / "outbox" / "published" / "clinic" / version).rglob("*"):
             os.utime(path, (old, old))
-    import psycopg
-
     with psycopg.connect(pg_url, autocommit=True) as conn:
         publish(conn, module="clinic", version="1.0.1", schema="dm_clinic",
                 tables={"wards": frame}, quarantine=None, metadata_hash="h")  # fmt: skip
-    sensor = build_retention_sensor([loaded])
-    ctx = dg.build_sensor_context(resources={"outbox": outbox, "postgres": postgres})
-    result = sensor(ctx)
-    assert "expired clinic 1.0.2" in result.skip_message
+    jobs, schedules = build_retention_jobs([loaded])
+    assert [j.name for j in jobs] == [OUTBOX_JOB]  # no module keeps a limited number published
+    [schedule] = schedules
+    assert (schedule.name, schedule.cron_schedule) == (OUTBOX_SCHEDULE, "0 * * * *")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        result = jobs[0].execute_in_process(
+            instance=instance, resources={"outbox": outbox, "postgres": postgres}
+        )
+    assert result.success
+    [expired] = result.output_for_node("expire_outbox_versions")
+    assert (expired.module, expired.version) == ("clinic", "1.0.2")
+    assert expired.reason.startswith("not published after 40.0 days")
     assert outbox.versions("clinic") == ["1.0.1", "1.0.3"]
+    logs = [e.message for e in result.all_events if e.event_type_value == "ENGINE_EVENT"] + [
+        r.user_message for r in instance.all_logs(result.run_id)
+    ]
+    assert any("expired outbox version clinic 1.0.2: not published after" in m for m in logs)
+    with psycopg.connect(pg_url) as conn:
+        events = conn.execute(
+            "SELECT actor, version, outcome FROM dm_audit.events"
+            " WHERE action = 'version.retention_delete'"
+        ).fetchall()
+    assert events == [("system:retention", "1.0.2", "ok")]
 
 
 def test_approval_launches_the_upload_job(tmp_path, pg_url):

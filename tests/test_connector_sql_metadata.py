@@ -161,4 +161,7 @@ def test_the_extract_assets_show_the_database_as_their_kind(tmp_path):
     built = build_module(load_module(write_module(tmp_path / "m", _doc(extract))))
     specs = [spec for asset in built.assets for spec in asset.specs]
     kinds = {s.key.path[-1]: s.kinds for s in specs if s.key.path[1] == "extract"}
-    assert kinds == {"t__s__p0": {"mysql", "pandas"}, "t__s__p1": {"mysql", "pandas"}}
+    assert kinds == {
+        "t__s__p0": {"extract", "mysql", "pandas"},
+        "t__s__p1": {"extract", "mysql", "pandas"},
+    }

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from dagster_k8s import K8sRunLauncher
 
+from etl_assets.run_worker import ProcessGroupRunLauncher
 from tests.conftest import ROOT
 from tests.deploy_support import (
     DEPLOY,
@@ -45,6 +46,10 @@ def test_local_instance(tmp_path):
     with load(tmp_path / "home", config) as instance:
         assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
         assert instance.run_monitoring_enabled
+        # dead runs (a killed `dmetl run` too) are found within the documented interval
+        assert isinstance(instance.run_launcher, ProcessGroupRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_monitoring_poll_interval_seconds == 10
 
 
 def test_compose_instance(tmp_path, monkeypatch, pg_url):

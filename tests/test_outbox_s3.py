@@ -29,12 +29,19 @@ def test_clinic_version_through_an_s3_outbox(s3_outbox, modules_dir, tmp_path, p
     with dg.instance_for_test() as instance:
         result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
     assert result.success
-    assert s3_outbox.versions("clinic") == ["1.0.1"]
+    assert s3_outbox.versions("clinic") == ["1.0.1"]  # not the current.json pointer beside it
+    pointer = s3_outbox.read_current("clinic")
+    assert (pointer["version"], pointer["uri"]) == (
+        "1.0.1",
+        s3_outbox.version_uri("clinic", "1.0.1"),
+    )
     assert s3_outbox.has_table("clinic", "1.0.1", "patients")
     assert s3_outbox.read_json("clinic", "1.0.1", "datamodule.jsonld")["version"] == "1.0.1"
     croissant = s3_outbox.read_json("clinic", "1.0.1", "croissant.json")
+    # Parquet beside the Croissant file, named relative to it: the folder loads wherever it is
     urls = {d["contentUrl"] for d in croissant["distribution"]}
-    assert "s3://dm-outbox/prepared/published/clinic/1.0.1/patients.parquet" in urls
+    assert urls == {"wards.parquet", "patients.parquet", "visits.parquet"}
+    assert croissant["url"] == "s3://dm-outbox/prepared/published/clinic/1.0.1"
     # the zones are separate prefixes, so a bucket policy can tell them apart
     keys = {
         o["Key"] for o in s3_outbox._store().client.list_objects_v2(Bucket="dm-outbox")["Contents"]

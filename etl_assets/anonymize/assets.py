@@ -61,7 +61,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         key=kit.key("anonymize", table.name),
         **kit.asset_args(stage="anonymize"),
         ins=ins,
-        kinds={"pandas"},
+        kinds=kit.kinds("anonymize", "pandas"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}` anonymized as its metadata declares"
         " (generalization, suppression, anatomization, permutation, perturbation,"
@@ -82,7 +82,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             p: published_keys(parents[f"parent_{p}"], p, _fk_columns(table, p)) for p in fk_parents
         }
         if isinstance(clean, StagedTable) and clean.num_rows and batch_local(table):
-            with restricted_errors(outbox, kit, version, f"anonymize {table.name}"):
+            with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
                 with dm_io_manager.stage(context.asset_key, version) as writer:
                     out = anonymize_staged(
                         clean, table, kit.loaded, version, key, parent_tables, writer
@@ -90,7 +90,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             return _batched_output(kit, table, outbox, version, source_key, out)
         if isinstance(clean, StagedTable):
             clean = clean.to_pandas()
-        with restricted_errors(outbox, kit, version, f"anonymize {table.name}"):
+        with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
             try:
                 result = anonymize_for_module(clean, table, kit.loaded, version, key)
             except (PrivacyModelUnsatisfiable, SpecError, HierarchyError) as exc:

@@ -24,6 +24,7 @@ from etl_assets.clean.coerce import arrow_dtype
 from etl_assets.metadata import Anatomization, Generalization, Suppression, Table
 from etl_assets.metadata.loader import LoadedModule
 from etl_assets.quarantine import concat_quarantine, quarantine_rows
+from etl_assets.results import ModelReached, PrivacyReached
 
 
 @dataclass
@@ -54,10 +55,11 @@ def _column_ops(table: Table, kind: type) -> list[tuple[str, object]]:
     return [(c.name, op) for c in table.columns for op in c.anonymization if isinstance(op, kind)]
 
 
-def _fixed_levels(out: pd.DataFrame, table: Table, loaded: LoadedModule) -> list[str]:
-    """Generalize columns that are not quasi-identifiers to their declared level."""
+def _fixed_levels(out: pd.DataFrame, table: Table, loaded: LoadedModule) -> dict[str, int]:
+    """Generalize columns that are not quasi-identifiers to their declared level (capped at
+    the hierarchy's top); returns the level applied to each."""
     qis = set(table.privacy.quasiIdentifiers) if table.privacy else set()
-    done = []
+    done = {}
     for name, op in _column_ops(table, Generalization):
         if name in qis or name not in out.columns or op.level is None:
             continue
@@ -69,7 +71,7 @@ def _fixed_levels(out: pd.DataFrame, table: Table, loaded: LoadedModule) -> list
         out[name] = pd.Series(h.generalize(h.encode(out[name]), level), index=out.index).astype(
             "string[pyarrow]"
         )
-        done.append(f"generalized {name!r} to level {level}")
+        done[name] = int(level)
     return done
 
 
@@ -103,13 +105,14 @@ def anonymize_for_module(
         name: _restore_types(_published(df), table, generalized)
         for name, df in result.tables.items()
     }
-    notes = []
+    fixed: dict[str, int] = {}
     for df in tables.values():
-        notes = _fixed_levels(df, table, loaded) or notes
+        fixed = _fixed_levels(df, table, loaded) or fixed
         _suppress_to_marker(df, table)
+    notes = [f"generalized {name!r} to level {level}" for name, level in fixed.items()]
     metrics = {k: float(v) for k, v in result.metrics.items()}
     metrics["suppressed_records"] = float(result.suppressed)
-    for q, level in result.transformation.items():
+    for q, level in {**result.transformation, **fixed}.items():
         metrics[f"level_{q}"] = float(level)
     summary = "\n".join([result.summary, *notes]) if notes else result.summary
     suppressed = quarantine_rows(
@@ -191,39 +194,79 @@ def drop_orphans(
     return out, concat_quarantine(parts)
 
 
-def verify_outbox_privacy(
+@dataclass(frozen=True)
+class OutboxPrivacy:
+    """The declared privacy models checked on a prepared table: the verdict, a one-line
+    message (counts and model values only), and what each model reached."""
+
+    passed: bool
+    message: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    """the check's metadata: each model's reached value, under the engine's name for it"""
+    reached: PrivacyReached = PrivacyReached()
+
+
+def check_outbox_privacy(
     outbox, loaded: LoadedModule, table: Table, version: str | None, reference=None
-):
+) -> OutboxPrivacy:
     """Check the outbox data against every declared privacy model, independently of the search;
     t-closeness compares with `reference` (the clean input) as the search did."""
     privacy = table.privacy
     if privacy is None or version is None:
-        return True, "no privacy model declared", {}
+        return OutboxPrivacy(True, "no privacy model declared")
     names = table.published_names
     if len(names) == 2:  # anatomization: the QIT/ST pair guarantees l-diversity by construction
         st = outbox.read_table(loaded.name, version, names[1])
         if not len(st):
-            return True, "no records: every privacy model holds trivially", {}
+            return OutboxPrivacy(True, "no records: every privacy model holds trivially")
         attr = next(name for name, _ in _column_ops(table, Anatomization))
         distinct = int(st.groupby("group_id")[attr].nunique().min()) if len(st) else 0
         l_value = next((pm.l for pm in privacy.models if pm.type == "l-diversity"), 2) or 2
-        return (
+        return OutboxPrivacy(
             distinct >= l_value,
-            f"every anatomized group has at least {distinct} distinct sensitive values (need {l_value})",
+            f"every anatomized group has at least {distinct} distinct sensitive values"
+            f" (need {l_value})",
             {"min_distinct": distinct},
+            PrivacyReached(
+                (ModelReached("l-diversity", "l", float(l_value), float(distinct), attr),)
+            ),
         )
     df = outbox.read_table(loaded.name, version, table.name)
     if not len(df):
-        return True, "no records: every privacy model holds trivially", {}
+        return OutboxPrivacy(True, "no records: every privacy model holds trivially")
     spec = build_spec(table, loaded.folder)
     results = engine.verify_table(df, spec, reference=reference)
+    reached = PrivacyReached(
+        tuple(
+            ModelReached(
+                m.kind,
+                PARAMETER[m.kind],
+                float(getattr(m, PARAMETER[m.kind])),
+                float(r.achieved),
+                None if m.kind == "k-anonymity" else m.attribute,
+            )
+            for m, r in zip(spec.privacy_models, results, strict=True)
+        )
+    )
     achieved = {r.model: float(r.achieved) for r in results}
     failures = [r.message() for r in results if not r.satisfied]
     if failures:
-        return False, "; ".join(failures), achieved
-    return (
+        return OutboxPrivacy(False, "; ".join(failures), achieved, reached)
+    return OutboxPrivacy(
         True,
         "all declared privacy models hold: "
         + ", ".join(f"{k} (reached {v:g})" for k, v in achieved.items()),
         achieved,
+        reached,
     )
+
+
+PARAMETER = {"k-anonymity": "k", "l-diversity": "l", "t-closeness": "t"}
+
+
+def verify_outbox_privacy(
+    outbox, loaded: LoadedModule, table: Table, version: str | None, reference=None
+) -> tuple[bool, str, dict[str, float]]:
+    """`check_outbox_privacy` as (passed, message, metrics) for the blocking asset check."""
+    checked = check_outbox_privacy(outbox, loaded, table, version, reference)
+    return checked.passed, checked.message, checked.metrics

@@ -51,7 +51,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         key=kit.key("clean", table.name),
         **kit.asset_args(stage="clean"),
         ins=ins,
-        kinds={"pandas"},
+        kinds=kit.kinds("clean", "pandas"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Table `{table.name}`: sources merged, typed, field rules applied"
         " (empty values, ranges, primary and foreign keys, duplicates). Rejected records go to"

@@ -12,7 +12,7 @@ from etl_assets.cli import serve as serve_cli
 from etl_assets.cli.modules import cmd_new, cmd_validate
 from etl_assets.cli.runs import cmd_demo, cmd_run
 from etl_assets.cli.session import Session
-from etl_assets.cli.versions import cmd_approve, cmd_versions
+from etl_assets.cli.versions import cmd_approve, cmd_history, cmd_versions
 from resources.deployment import DeploymentError, configure_arrow, current
 
 
@@ -36,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("versions", help="list the published versions of a module")
     c.add_argument("module")
     c.set_defaults(fn=cmd_versions)
+    c = sub.add_parser("history", help="which metadata produced which version, and diffs")
+    c.add_argument("module")
+    c.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"), help="compare two versions' metadata")
+    c.set_defaults(fn=cmd_history)
     c = sub.add_parser("approve", help="approve the upload of a prepared version")
     c.add_argument("module")
     c.add_argument("version")

@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from etl_assets.cli.console import StepFailure, dmetl_console, masked_output, print_failures
 from etl_assets.cli.session import Session
+from etl_assets.connections import secret_names
 from etl_assets.definitions import BuiltModule, load_catalog
+from etl_assets.failures import root_cause
 from etl_assets.orchestration.jobs import triggered_job_name
 from etl_assets.orchestration.versions import VersionRefused, allocate
 from etl_assets.results import CleanCounts, StageResultMissing, UploadCounts
+from etl_assets.run_worker import RunWorker, fail_dead_runs
 
 
 @dataclass
@@ -37,7 +41,9 @@ class RunSummary:
     run_id: str
     success: bool
     tables: dict[str, TableSummary] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
+    failures: list[StepFailure] = field(default_factory=list)
+    prepared_only: bool = False
+    """the run prepared the version for approval (autoUpload off): the next step is approve"""
 
 
 def summarize(result: dg.ExecuteInProcessResult, module: BuiltModule, version: str) -> RunSummary:
@@ -49,10 +55,7 @@ def summarize(result: dg.ExecuteInProcessResult, module: BuiltModule, version: s
             mat = event.event_specific_data.materialization
             mats[(mat.asset_key.path[1], mat.asset_key.path[2])] = dict(mat.metadata)
         elif event.is_step_failure:
-            err = event.step_failure_data.error
-            summary.failures.append(
-                f"step {event.step_key} failed: {err.message.strip() if err else ''}"
-            )
+            summary.failures.append(StepFailure(event.step_key or "?", root_cause(event)))
     for t in module.definitions.loaded.model.tables:
         row = TableSummary()
         try:
@@ -91,11 +94,18 @@ def print_summary(summary: RunSummary, outbox_uri: str, quarantine_uri: str) -> 
         )
     print(f"  outbox:     {outbox_uri}")
     print(f"  quarantine: {quarantine_uri}/quarantine  (restricted zone)")
+    if summary.success and summary.prepared_only:
+        print(
+            f"  next:       review the outbox, then approve the upload:"
+            f" dmetl approve {summary.module} {summary.version}"
+        )
 
 
 def run_module(session: Session, module: BuiltModule, version: str | None = None) -> RunSummary:
     """Allocate a version of `module` (or take the one asked for) and materialize it."""
     instance = session.instance
+    for dead in fail_dead_runs(instance):  # killed earlier, with no daemon to notice
+        print(f"note: run {dead} was started but its process is gone: marked failed")
     loaded = module.definitions.loaded
     run_id = str(uuid.uuid4())
     version = allocate(
@@ -108,18 +118,28 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         asset_checks=module.definitions.checks,
         jobs=module.definitions.jobs,
         resources=session.resources,
+        loggers={"console": dmetl_console},
     )
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         partition_key=version,
         run_id=run_id,
         raise_on_error=False,
-        tags={"dm/module": module.name, "dm/trigger": "cli"},
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        # the run's process is this one: run monitoring marks the run failed if it is killed;
+        # the daemon cannot re-execute an in-process run (no code location), so no run retry
+        tags={
+            "dm/module": module.name,
+            "dm/trigger": "cli",
+            "dagster/max_retries": "0",
+            **RunWorker.current().tag(),
+        },
+        # configuring it makes Dagster use the job's `console` (dmetl_console), not its own
+        run_config={"loggers": {"console": {"config": {}}}},
     )
     summary = summarize(result, module, version)
-    for failure in summary.failures:
-        print(f"  {failure}", file=sys.stderr)
+    summary.prepared_only = not loaded.model.autoUpload
+    if not summary.success:
+        print_failures(summary.failures, summary.run_id, instance)
     return summary
 
 
@@ -130,17 +150,24 @@ def cmd_run(args: argparse.Namespace, session: Session) -> int:
         errors = [str(e) for e in catalog.errors]
         print("\n".join(errors) or f"no valid data module named {args.module!r}", file=sys.stderr)
         return 1
-    try:
-        summary = run_module(session, module, args.version)
-    except VersionRefused as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
-    print_summary(
-        summary,
-        session.outbox.version_uri(args.module, summary.version),
-        session.outbox.restricted_uri(args.module, summary.version),
-    )
+    with masked_output(module_masker(session, module)):
+        try:
+            summary = run_module(session, module, args.version)
+        except VersionRefused as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return 1
+        print_summary(
+            summary,
+            session.outbox.version_uri(args.module, summary.version),
+            session.outbox.restricted_uri(args.module, summary.version),
+        )
     return 0 if summary.success else 1
+
+
+def module_masker(session: Session, module: BuiltModule):
+    """Masks the secrets a run of `module` uses in what `dmetl` prints."""
+    secrets = session.resources["secrets"]
+    return secrets.masker(secret_names(module.definitions.loaded.model))
 
 
 def cmd_demo(args: argparse.Namespace, session: Session) -> int:
@@ -150,12 +177,13 @@ def cmd_demo(args: argparse.Namespace, session: Session) -> int:
         print(error, file=sys.stderr)
     ok = not catalog.errors
     for module in catalog.modules:
-        summary = run_module(session, module)
-        print_summary(
-            summary,
-            session.outbox.version_uri(module.name, summary.version),
-            session.outbox.restricted_uri(module.name, summary.version),
-        )
+        with masked_output(module_masker(session, module)):
+            summary = run_module(session, module)
+            print_summary(
+                summary,
+                session.outbox.version_uri(module.name, summary.version),
+                session.outbox.restricted_uri(module.name, summary.version),
+            )
         ok &= summary.success
     print("\nWhere to look:")
     home = session.deployment.dagster_home

@@ -1,4 +1,5 @@
-"""`dmetl versions` and `dmetl approve`: published versions, and approving an upload."""
+"""`dmetl versions`, `dmetl history` and `dmetl approve`: published versions, the metadata
+behind them, and approving an upload."""
 
 from __future__ import annotations
 
@@ -6,22 +7,56 @@ import argparse
 import getpass
 import sys
 
-from etl_assets import registry
+from etl_assets import history, registry
 from etl_assets.cli.session import Session
 from etl_assets.metadata.loader import discover
 
 
 def cmd_versions(args: argparse.Namespace, session: Session) -> int:
+    """Versions highest first; `*` marks the one consumers are served, expired ones say so."""
     with session.postgres.connect(autocommit=True) as conn:
         rows = registry.list_versions(conn, args.module)
     if not rows:
         print(f"{args.module}: no published version yet")
         return 0
-    print(f"{'version':<10} {'published at':<26} {'rows':<40} where")
+    print(f"  {'version':<10} {'state':<9} {'published at':<26} {'rows':<40} where")
     for r in rows:
         counts = ", ".join(f"{k}={v}" for k, v in r["row_counts"].items())
         when = r["published_at"].isoformat(timespec="seconds")
-        print(f"{r['version']:<10} {when:<26} {counts:<40} {r['location']}")
+        where = ", ".join(r["tables"].values()) if r["state"] == registry.PUBLISHED else "-"
+        mark = "*" if r["current"] else " "
+        print(f"{mark} {r['version']:<10} {r['state']:<9} {when:<26} {counts:<40} {where}")
+    current = next((r["version"] for r in rows if r["current"]), None)
+    if current:
+        print(f"* current: {current}, the version consumers are served")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, session: Session) -> int:
+    """Which metadata hash produced which version; with --diff, what changed between two."""
+    with session.postgres.connect(autocommit=True) as conn:
+        if args.diff:
+            old, new = args.diff
+            try:
+                text = history.diff(conn, args.module, old, new, session.outbox)
+            except history.HistoryError as exc:
+                print(f"dmetl history: {exc}", file=sys.stderr)
+                return 1
+            print(text or f"{args.module} {old} and {new} were produced by the same metadata")
+            return 0
+        entries = history.history(conn, args.module)
+    if not entries:
+        print(f"{args.module}: no published version yet")
+        return 0
+    print(f"  {'version':<10} {'metadata hash':<18} {'state':<9} published at")
+    for e in entries:
+        mark = "*" if e.current else " "
+        when = e.published_at.isoformat(timespec="seconds")
+        print(f"{mark} {e.version:<10} {e.metadata_hash[:16]:<18} {e.state:<9} {when}")
+    print()
+    for rev in history.revisions(entries):
+        print(f"metadata {rev.metadata_hash[:16]} produced {', '.join(rev.versions)}")
+    print(f"compare two: dmetl history {args.module} --diff OLD NEW")
     return 0
 
 

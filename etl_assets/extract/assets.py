@@ -48,6 +48,7 @@ def step_context(
         log=context.log,
         shard=shard,
         partition=partition,
+        run_id=context.run.run_id,
     )
 
 
@@ -74,7 +75,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
     @dg.asset(
         key=kit.key("extract", unit.name),
         **kit.asset_args(code_version, stage="extract", connections=entry_connections(unit.entry)),
-        kinds={connector_kind(kit, unit), "parquet"},
+        kinds=kit.kinds("extract", connector_kind(kit, unit), "parquet"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
         f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"
@@ -92,7 +93,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
             kit, context, version, secrets, dm_io_manager, unit.shard, unit.partition
         )
         where = f"{entry.table}/{entry.source}"
-        with restricted_errors(outbox, kit, version, f"extract {unit.name}"):
+        with restricted_errors(outbox, kit, version, f"extract {unit.name}", secrets):
             try:
                 # batch by batch into step storage: the records are never all in memory
                 with dm_io_manager.stage(context.asset_key, version) as writer:
@@ -102,17 +103,20 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
                     staged = writer.write_all(batches).close()
             except ExtractionError as exc:
                 # bad input is not transient: fail at once; keep retries for outages
-                message = f"{where}: {exc}"
-                if exc.restricted_detail:
+                mask = kit.masker(secrets)
+                message = mask(f"{where}: {exc}")
+                if exc.restricted_detail:  # a script's stderr: secrets masked even there
                     name = f"extract {unit.name}.stderr.txt"
                     uri = outbox.write_restricted_text(
-                        kit.module, version, name, exc.restricted_detail
+                        kit.module, version, name, mask(exc.restricted_detail)
                     )
                     message += f"; it is kept in the restricted zone: {uri}"
-                raise dg.Failure(description=message, allow_retries=exc.retryable) from None
+                allow = exc.may_retry(context.retry_number)
+                raise dg.Failure(description=message, allow_retries=allow) from None
             except (PermissionError, LookupError) as exc:
                 # refused credentials, a missing bucket, a wrong setting: retrying cannot help
-                raise dg.Failure(description=f"{where}: {exc}", allow_retries=False) from None
+                message = kit.masker(secrets)(f"{where}: {exc}")
+                raise dg.Failure(description=message, allow_retries=False) from None
         context.log.info(f"{where}{shard_note}: {staged.num_rows:,} records extracted")
         return dg.Output(
             staged,

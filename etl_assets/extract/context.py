@@ -27,6 +27,7 @@ class ExtractContext:
     log: Any = field(default_factory=lambda: logging.getLogger("datamodule_etl.extract"))
     shard: str | None = None
     partition: int | None = None  # the range of a partitioned sql source (0-based)
+    run_id: str | None = None  # DM_RUN_ID of its scripts: what a dead run's cleanup looks for
 
     def connection(self, name: str | None, kind: str | tuple[str, ...]) -> ResolvedConnection:
         """The named connection (or the deployment's default for `kind`), secrets resolved."""
@@ -40,5 +41,7 @@ class ExtractContext:
         if self.module is not None:
             env["DM_MODULE"] = self.module.name
         env["DM_VERSION"] = self.version
+        if self.run_id:
+            env["DM_RUN_ID"] = self.run_id
         env.update(extra)
         return env

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ from etl_assets.extract.records import parse_json_records, records_to_frame
 from etl_assets.metadata import CollectionEntry, ScriptCollector
 
 STDERR_KEPT = 200_000  # characters of a failing script's stderr kept (restricted zone)
+GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL to a timed-out script's process group
+TIMEOUT_RETRIES = 1  # a script that timed out is tried once more, not every step retry
 
 
 def script_command(script: ScriptCollector, folder: Path) -> list[str]:
@@ -31,25 +36,35 @@ def script_command(script: ScriptCollector, folder: Path) -> list[str]:
 def run_script(
     script: ScriptCollector, folder: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
-    """Run the script in its module folder with exactly `env` as its environment; fail loudly."""
+    """Run the script in its module folder with exactly `env` as its environment, in a process
+    group of its own: on timeout (or when the step is interrupted) the script and every process
+    it started are ended (SIGTERM, then SIGKILL after a grace period). Fail loudly."""
     cmd = script_command(script, folder)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            cmd,
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=script.timeoutSeconds,
-            check=False,
-        )
+        stdout, stderr = proc.communicate(timeout=script.timeoutSeconds)
     except subprocess.TimeoutExpired:
+        end_process_group(proc)
         raise ExtractionError(
-            f"script {script.path} did not finish within {script.timeoutSeconds:g} s",
+            f"script {script.path} did not finish within timeoutSeconds={script.timeoutSeconds:g}"
+            " s; it and the processes it started were stopped",
             retryable=True,
+            retry_limit=TIMEOUT_RETRIES,
         ) from None
+    except BaseException:  # the step was interrupted or terminated: take the script along
+        end_process_group(proc)
+        raise
     if proc.returncode != 0:
-        stderr = proc.stderr or ""
+        stderr = stderr or ""
         lines = len(stderr.splitlines())
         raise ExtractionError(
             f"script {script.path} exited with code {proc.returncode} and wrote {lines} lines"
@@ -57,7 +72,31 @@ def run_script(
             retryable=True,
             restricted_detail=stderr[-STDERR_KEPT:],
         )
-    return proc
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def end_process_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM to the script's whole process group; SIGKILL to what is left after `grace`."""
+    pgid = proc.pid  # start_new_session: the script leads its own group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)  # reap the leader, so only live members keep the group
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
+        proc.communicate(timeout=grace)  # close the pipes
 
 
 def extract_script(script: ScriptCollector, folder: Path, env: dict[str, str]) -> pd.DataFrame:

@@ -49,7 +49,13 @@ class ScriptCollector(_Model):
     type: Literal["script"] = "script"
     path: str = Field(description="executable or .py file, relative to the module folder")
     args: list[str] = Field(default_factory=list)
-    timeoutSeconds: float = Field(default=600, gt=0, le=86_400)
+    timeoutSeconds: float = Field(
+        default=120,
+        gt=0,
+        le=86_400,
+        description="seconds the script may run; then it and every process it started are"
+        " stopped (SIGTERM, SIGKILL 5 s later) and the step fails, retried once at most",
+    )
     env: list[str] = Field(
         default_factory=list, description="names of environment variables passed to the script"
     )

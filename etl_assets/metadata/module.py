@@ -178,6 +178,25 @@ class Connection(_Model):
 # --- the module ----------------------------------------------------------------------------------
 
 
+class KeepPublished(_Model):
+    """Which published versions keep their data; `dm_version_retention` removes the others'
+    tables and outbox folders. A version is kept when either limit keeps it; the current one
+    always is."""
+
+    versions: int | None = Field(
+        default=None, ge=1, description="keep the N highest published versions (and the current)"
+    )
+    days: int | None = Field(
+        default=None, ge=1, le=36_500, description="keep versions published less than D days ago"
+    )
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> KeepPublished:
+        if self.versions is None and self.days is None:
+            raise ValueError("keepPublished needs versions and/or days (omit it to keep all)")
+        return self
+
+
 OWNER = re.compile(r"^(team:[\w.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 
 
@@ -198,10 +217,23 @@ class DataModule(_Model):
     retentionDays: int = Field(
         default=30, ge=1, le=36_500, description="days an un-uploaded version is kept"
     )
+    keepPublished: KeepPublished | None = Field(
+        default=None,
+        description="published versions to keep (default: all); older ones expire on schedule",
+    )
     autoUpload: bool = False
     retry: Retry = Field(default_factory=Retry)
     execution: Execution = Field(default_factory=Execution)
-    license: str | None = None
+    license: str | None = Field(
+        default=None,
+        description="the license of published versions, ideally an SPDX or license URL;"
+        " without one, the Croissant metadata says that no rights are granted",
+    )
+    citeAs: str | None = Field(
+        default=None,
+        description="how to cite the published versions (BibTeX recommended); without it the"
+        " Croissant metadata has a BibTeX entry built from name, owners and version",
+    )
     connections: list[Connection] = Field(default_factory=list)
     tables: list[Table] = Field(min_length=1)
     collection: list[CollectionEntry] = Field(min_length=1)

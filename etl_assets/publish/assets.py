@@ -6,15 +6,23 @@ from typing import Any
 import dagster as dg
 
 from etl_assets import registry
-from etl_assets.anonymize.table import verify_outbox_privacy
+from etl_assets.anonymize.table import check_outbox_privacy, verify_outbox_privacy
 from etl_assets.asset_metadata import column_schema, head_frame, table_metadata
-from etl_assets.errors import UploadError
+from etl_assets.errors import UploadError, may_heal
 from etl_assets.execution import stage_connections
 from etl_assets.extract.assets import mark_durable
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
 from etl_assets.publish.version import publish_version, write_version_snapshot
-from etl_assets.results import UploadCounts
+from etl_assets.results import (
+    AnonymizeCounts,
+    CleanCounts,
+    PrivacyReached,
+    StageResultMissing,
+    TableOutcome,
+    UploadCounts,
+    generalization_levels,
+)
 from etl_assets.stages import StageKit
 from resources.deployment import SecretsResource
 from resources.io_manager import ParquetIOManager
@@ -32,7 +40,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             stage="outbox", connections=stage_connections(kit.model, "outbox", table.name)
         ),
         ins={"anonymized": dg.AssetIn(key=kit.key("anonymize", table.name))},
-        kinds={"parquet"},
+        kinds=kit.kinds("outbox", "parquet"),
         description=f"The prepared `{table.name}` of a version, as Parquet in the outbox with the"
         " version's metadata, waiting for review and upload. **Published zone** (anonymized);"
         " its quarantine and key maps are in the restricted zone.",
@@ -53,16 +61,18 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         mark_durable(kit, context, version, table.name, units, secrets, dm_io_manager)
         first = next(iter(anonymized.values()))
         # a preview only of data that meets its privacy models (the blocking check says so too)
-        safe = (
-            table.privacy is None
-            or verify_outbox_privacy(
+        privacy = (
+            check_outbox_privacy(
                 outbox,
                 kit.loaded,
                 table,
                 version,
                 dm_io_manager.read(kit.key("clean", table.name), version),
-            )[0]
+            )
+            if table.privacy is not None
+            else None
         )
+        safe = privacy is None or privacy.passed
         total = len(first)
         if isinstance(first, StagedTable):
             first = head_frame(first)  # a preview needs only the first rows
@@ -79,6 +89,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 "dm/outbox_files": dg.MetadataValue.json(paths),
                 "dm/metadata_snapshot": dg.MetadataValue.path(snapshot),
                 "dagster/uri": dg.MetadataValue.path(outbox.version_uri(m, version)),
+                **(privacy.reached.to_metadata() if privacy else {}),
             }
         )
 
@@ -172,6 +183,52 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
     return [shrink_check(kit, table), _privacy]
 
 
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, version: str):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[version]), limit=1
+    ).records
+    return records[0] if records else None
+
+
+def recorded_outcomes(
+    instance: dg.DagsterInstance, kit: StageKit, version: str
+) -> dict[str, TableOutcome]:
+    """What the clean and anonymize stages and the outbox check recorded for each table of a
+    version (counts per rule, generalization levels, the values the privacy models reached):
+    what the version's Croissant metadata reports. A table whose records are missing is left
+    out."""
+    out = {}
+    for table in kit.model.tables:
+        cleaned = _latest(instance, kit.key("clean", table.name), version)
+        anonymized = _latest(instance, kit.key("anonymize", table.name), version)
+        prepared = _latest(instance, kit.key("outbox", table.name), version)
+        if anonymized is None:
+            continue
+        md = anonymized.asset_materialization.metadata
+        try:
+            counts = AnonymizeCounts.from_metadata(md)
+            clean = (
+                CleanCounts.from_metadata(cleaned.asset_materialization.metadata)
+                if cleaned is not None
+                else None
+            )
+            reached = (
+                PrivacyReached.from_metadata(prepared.asset_materialization.metadata)
+                if table.privacy is not None and prepared is not None
+                else PrivacyReached()
+            )
+        except StageResultMissing:
+            continue
+        out[table.name] = TableOutcome(
+            counts=counts,
+            cleaned=clean,
+            levels=generalization_levels(md),
+            privacy=reached,
+            run_id=anonymized.run_id,
+        )
+    return out
+
+
 def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
     model = kit.model
     args = kit.asset_args(
@@ -185,7 +242,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
             code_version=args["code_version"],
             owners=args["owners"],
             tags=args["tags"],
-            kinds={model.upload.sink.type if model.upload.sink else "python"},
+            kinds=kit.kinds("upload", model.upload.sink.type if model.upload.sink else "python"),
             description=f"`{t.name}` published: {', '.join(t.published_names)}",
         )
         for t in model.tables
@@ -196,6 +253,9 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         name=f"{kit.module}__upload",
         partitions_def=kit.partitions,
         op_tags=args["op_tags"],
+        # only network and server errors are retried: a retry after a COMMIT completes the
+        # version without loading it again (publish.version.committed_before)
+        retry_policy=kit.retry,
         can_subset=False,
         description=f"Publish a version of {kit.module}: every table in one transaction, then"
         " the version's Croissant metadata. Needs an approval unless the module sets autoUpload.",
@@ -207,6 +267,7 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         secrets: SecretsResource,
     ):
         version = kit.version(context)
+        mask = kit.masker(secrets)
         try:
             report = publish_version(
                 kit.loaded,
@@ -216,15 +277,24 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                 secrets=secrets,
                 run_id=context.run.run_id,
                 log=context.log,
+                outcomes=recorded_outcomes(context.instance, kit, version),
             )
         except UploadError as exc:
-            message = str(exc)
+            message = mask(str(exc))
             if exc.restricted_detail:
                 uri = outbox.write_restricted_text(
-                    kit.module, version, "upload.stderr.txt", exc.restricted_detail
+                    kit.module, version, "upload.stderr.txt", mask(exc.restricted_detail)
                 )
                 message += f"; it is kept in the restricted zone: {uri}"
             raise dg.Failure(description=message, allow_retries=False) from None
+        except Exception as exc:
+            heals = may_heal(exc)
+            raise dg.Failure(
+                description=f"upload failed with {type(exc).__name__}"
+                + (" (a network or server error)" if heals else "")
+                + f": {mask(str(exc).strip())}",
+                allow_retries=heals,
+            ) from None
         for t in model.tables:
             names = t.published_names
             counts = UploadCounts(
@@ -244,8 +314,20 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
                         if len(names) > 1
                     },
                     "dm/published_as": ", ".join(report.locations.get(n, "") for n in names),
+                    # which version consumers read now: this one, or a higher one published before
+                    "dm/served_version": report.current_version or "",
+                    "dm/is_current": dg.MetadataValue.bool(report.current_version == version),
+                    **(
+                        {"dm/served_as": ", ".join(report.served.get(n, "") for n in names)}
+                        if report.served
+                        else {}
+                    ),
                     "dm/croissant": dg.MetadataValue.path(str(report.croissant_path)),
                     "dm/sink": report.sink,
+                    **{
+                        f"dm/{phase}_seconds": dg.MetadataValue.float(round(s, 4))
+                        for phase, s in report.seconds.items()
+                    },
                 },
             )
 

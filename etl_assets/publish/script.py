@@ -27,6 +27,8 @@ class ScriptSink:
             "DM_VERSION": version,
             "DM_OUTBOX_URI": outbox.version_uri(module, version),
         }
+        if request.run_id:
+            extra["DM_RUN_ID"] = request.run_id  # what a dead run's cleanup looks for
         local = outbox.local_dir(module, version)
         if local is not None:
             extra["DM_OUTBOX_DIR"] = str(local.resolve())

@@ -90,6 +90,12 @@ class PublishReport:
     """where the version as a whole went (a database and schema, a bucket prefix, a topic)"""
     registered: bool = False
     """the sink recorded the version in the deployment's registry in its own transaction"""
+    current_version: str | None = None
+    """the version consumers are served after this upload (the highest published one)"""
+    served: dict[str, str] = field(default_factory=dict)
+    """table -> the relation that serves the current version, when this version is current"""
+    seconds: dict[str, float] = field(default_factory=dict)
+    """durations of the sink's phases (postgres: `load`, and `swap`, the part readers wait on)"""
     croissant_path: str | None = None
 
 

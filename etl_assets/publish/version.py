@@ -1,9 +1,11 @@
 """Publishing a version: its metadata snapshot in the outbox, the approval gate, the module's sink,
-the registry row and the Croissant metadata, in that order."""
+the registry row, the Croissant metadata and the outbox's `current.json` pointer, in that order."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from etl_assets import registry
@@ -16,6 +18,7 @@ from etl_assets.publish.postgres import PostgresSink
 from etl_assets.publish.s3 import S3Sink
 from etl_assets.publish.script import ScriptSink
 from etl_assets.publish.sink import OutboxTables, PublishReport, PublishRequest, Sink
+from etl_assets.results import TableOutcome
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -57,7 +60,7 @@ def _register(postgres: PostgresResource, request: PublishRequest, report: Publi
     with postgres.connect(autocommit=True) as conn:
         registry.ensure(conn)
         with conn.transaction(), conn.cursor() as cur:
-            registry.record_version(
+            report.current_version = registry.record_version(
                 cur,
                 module=request.module,
                 version=request.version,
@@ -69,7 +72,56 @@ def _register(postgres: PostgresResource, request: PublishRequest, report: Publi
                 tables=report.locations,
                 rows=report.rows,
                 run_id=request.run_id,
+                document=request.loaded.document,
             )
+
+
+def write_current_pointer(outbox: OutboxResource, module: str, version: str | None) -> str | None:
+    """`published/<module>/current.json`: the version consumers are served and its folder."""
+    if version is None:
+        return None
+    return outbox.write_current(
+        module,
+        {
+            "module": module,
+            "version": version,
+            "folder": version,
+            "uri": outbox.version_uri(module, version),
+            "croissant": f"{version}/{CROISSANT_FILE}",
+            "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def committed_before(
+    postgres: PostgresResource, loaded: LoadedModule, version: str, outbox: OutboxResource
+) -> PublishReport | None:
+    """The version as its sink committed it, when an earlier attempt was killed between that
+    commit and the end of the step (it is in the registry with this metadata and the outbox's
+    row counts, and has no Croissant file yet): the retry completes it instead of loading again.
+    A version that was published completely is re-published on purpose, so it is loaded again."""
+    model = loaded.model
+    if outbox.has_file(model.name, version, CROISSANT_FILE):
+        return None
+    with postgres.connect(autocommit=True) as conn:
+        known = registry.list_versions(conn, model.name)
+    rows = [r for r in known if r["version"] == version]
+    if not rows or rows[0]["metadata_hash"] != loaded.hash:
+        return None
+    row = rows[0]
+    names = [n for t in model.tables for n in t.published_names]
+    outbox_rows = {n: outbox.table_rows(model.name, version, n) for n in names}
+    if {str(k): int(v) for k, v in row["row_counts"].items()} != outbox_rows:
+        return None
+    return PublishReport(
+        sink=row["sink"],
+        rows=outbox_rows,
+        inserted=dict.fromkeys(names, 0),
+        locations={str(k): str(v) for k, v in row["tables"].items()},
+        location=row["location"],
+        registered=True,
+        current_version=next((r["version"] for r in known if r["current"]), None),
+    )
 
 
 def publish_version(
@@ -81,8 +133,11 @@ def publish_version(
     secrets: SecretsResource,
     run_id: str | None = None,
     log: Any = None,
+    outcomes: Mapping[str, TableOutcome] | None = None,
 ) -> PublishReport:
-    """Load the outbox version into the module's sink and write its Croissant metadata."""
+    """Load the outbox version into the module's sink and write its Croissant metadata, which
+    tells what cleaning and anonymization did and reached (`outcomes`: per table, as the stages
+    recorded it)."""
     model = loaded.model
     names = [n for t in model.tables for n in t.published_names]
     missing = [n for n in names if not outbox.has_table(model.name, version, n)]
@@ -92,6 +147,16 @@ def publish_version(
             " for this version first"
         )
     _require_approval(postgres, loaded, version, log)
+    report = committed_before(postgres, loaded, version, outbox)
+    if report is not None:
+        if log:
+            log.info(
+                f"{model.name} {version} was committed by an earlier attempt (run"
+                " killed before its end): writing its Croissant metadata without loading again"
+            )
+        return _finish(
+            loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id
+        )
     request = PublishRequest(
         loaded=loaded,
         version=version,
@@ -106,12 +171,30 @@ def publish_version(
     report = sink_for(model.upload).publish(request)
     if not report.registered:
         _register(postgres, request, report)
-    doc = croissant(loaded, version, outbox, report.locations)
+    return _finish(loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id)
+
+
+def _finish(
+    loaded: LoadedModule,
+    version: str,
+    outbox: OutboxResource,
+    report: PublishReport,
+    names: list[str],
+    log: Any,
+    *,
+    outcomes: Mapping[str, TableOutcome] | None,
+    run_id: str | None,
+) -> PublishReport:
+    """The version's Croissant metadata, last: its presence says the publication is complete."""
+    model = loaded.model
+    doc = croissant(loaded, version, outbox, report.locations, outcomes=outcomes, run_id=run_id)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
+    write_current_pointer(outbox, model.name, report.current_version)
     if log:
         for name in names:
             log.info(
                 f"published {name}: {report.rows.get(name, 0):,} rows"
                 f" ({report.inserted.get(name, 0):,} inserted) as {report.locations.get(name, '?')}"
             )
+        log.info(f"{model.name} serves {report.current_version} (the highest published version)")
     return report
