@@ -14,6 +14,7 @@ from etl_assets.extract import files, kafka, postgres, rest, s3, script, sftp, s
 from etl_assets.extract.context import ExtractContext
 from etl_assets.metadata import CollectionEntry
 from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN
+from resources.staged import DEFAULT_BATCH_ROWS
 
 # connector type -> function(entry, folder, context) -> DataFrame
 EXTRACTORS: dict[str, Callable[..., pd.DataFrame]] = {
@@ -80,7 +81,7 @@ def extract_entry_batches(
     entry: CollectionEntry,
     folder: Path,
     context: ExtractContext | None = None,
-    batch_rows: int = 131_072,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[pa.RecordBatch | pa.Table]:
     """Run one collection entry, yielding its records in batches (at most `batch_rows` each,
     except a connector's own empty table), labelled with the entry's source (and shard)."""
