@@ -284,15 +284,17 @@ class PseudonymMemo:
 
     def lookup(self, keys: list[str], compute) -> list[str]:
         """The pseudonyms of `keys`, computing (and remembering) only the unknown ones."""
-        texts = pa.array(keys, pa.string())
+        texts = pa.array(keys, pa.string())  # distinct (they come from a factorize)
         pos = pc.index_in(texts, value_set=self.keys)
-        missing = texts.filter(pc.is_null(pos))
-        if len(missing):
+        unknown = np.asarray(pc.is_null(pos).to_numpy(zero_copy_only=False), dtype=bool)
+        index = np.asarray(pos.fill_null(0).to_numpy(), dtype=np.int64)
+        if unknown.any():
+            missing = texts.filter(pa.array(unknown))
             fresh = pa.array(compute(missing.to_pylist()), pa.string())
+            index[unknown] = np.arange(len(self.keys), len(self.keys) + len(missing))
             self.keys = pa.concat_arrays([self.keys, missing])
             self.values = pa.concat_arrays([self.values, fresh])
-            pos = pc.index_in(texts, value_set=self.keys)
-        return self.values.take(pos).to_pylist()
+        return self.values.take(pa.array(index)).to_pylist()
 
 
 def _hmac_hex(keys: list[str], secret: bytes, length: int) -> list[str]:
