@@ -250,7 +250,7 @@ def _run_prepare(case_dir: Path, name: str, home: Path, postgres_url: str) -> tu
     from etl_assets.orchestration.jobs import prepare_job_name
     from etl_assets.stages import partitions_def_name
     from resources import OutboxResource, ParquetIOManager
-    from resources.deployment import PrivacyResource, SecretsResource
+    from resources.deployment import GovernanceResource, PrivacyResource, SecretsResource
     from resources.io_manager import IO_MANAGER_KEY
     from resources.postgres import PostgresResource
 
@@ -260,6 +260,7 @@ def _run_prepare(case_dir: Path, name: str, home: Path, postgres_url: str) -> tu
         "outbox": OutboxResource(root=str(home / "outbox")),
         "secrets": SecretsResource(generate_missing_keys_in=str(home / "secrets")),
         "privacy": PrivacyResource(),
+        "governance": GovernanceResource(),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=str(home / "storage")),
     }
     d = module.definitions

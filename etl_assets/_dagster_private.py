@@ -8,6 +8,11 @@
 - The run launcher (`etl_assets/run_worker.py`): Dagster exports `DefaultRunLauncher` but not
   the base class, the health-check result types or the serialized arguments of
   `dagster api execute_run` that every custom launcher needs.
+- Run control (`etl_assets/orchestration/control.py`) does what the UI's GraphQL resolvers do:
+  Dagster 1.13 has no public API to load a workspace, find a job's remote representation, or
+  re-execute a run from failure through the run launcher (`ReexecutionOptions` only works with
+  in-process `execute_job`), so it uses the workspace context, the job selector and the
+  re-execution strategy the resolvers use.
 """
 
 from __future__ import annotations
@@ -15,12 +20,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.launcher import LaunchRunContext, RunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+from dagster._core.remote_representation.external import RemoteSchedule, RemoteSensor
 from dagster._core.storage.defs_state.base import set_defs_state_storage
+from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
+
+__all__ = [
+    "BaseWorkspaceRequestContext",
+    "JobSubsetSelector",
+    "ReexecutionStrategy",
+    "RemoteSchedule",
+    "RemoteSensor",
+    "WorkspaceFileTarget",
+    "WorkspaceProcessContext",
+    "validate_instance_config",
+    "without_instance_state",
+    "workspace_from_file",
+]
 
 
 @contextmanager
@@ -47,3 +70,10 @@ __all__ = [
     "validate_instance_config",
     "without_instance_state",
 ]
+
+
+@contextmanager
+def workspace_from_file(instance, path: str) -> Iterator[BaseWorkspaceRequestContext]:
+    """The code locations of a workspace file, loaded as `dagster-webserver -w path` would."""
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[path])) as process:
+        yield process.create_request_context()

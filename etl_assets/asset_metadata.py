@@ -147,3 +147,22 @@ def quarantine_summary(quarantine: pd.DataFrame) -> dg.MetadataValue:
     lines = ["| action | rule | reason | records |", "|---|---|---|---|"]
     lines += [f"| {r.action} | {r.rule} | {r.reason} | {r.n} |" for r in reasons.itertuples()]
     return dg.MetadataValue.md("\n".join(lines))
+
+
+CONSOLE_LINK = "dm/console"
+
+
+def console_url(web_url: str, module: str) -> str:
+    """The console page of `module` on the `dmetl serve` at `web_url`."""
+    return f"{web_url.rstrip('/')}/console/modules/{module}"
+
+
+def with_console_links(assets: list, web_url: str) -> list:
+    """Every asset of a module (its group) carries a link to the module's console page."""
+
+    def link(spec: dg.AssetSpec) -> dg.AssetSpec:
+        module = spec.group_name or spec.key.path[0]
+        url = dg.MetadataValue.url(console_url(web_url, module))
+        return spec.merge_attributes(metadata={CONSOLE_LINK: url})
+
+    return list(dg.map_asset_specs(link, assets))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.asset_metadata import with_console_links
 from etl_assets.errors import MetadataError, Problem
 from etl_assets.metadata import DataModule
 from etl_assets.metadata.loader import LoadedModule, discover, display_path
@@ -29,7 +30,12 @@ from etl_assets.orchestration.factory import (
 from resources.deployment import Deployment, configure_arrow, current, resources_for
 from schedules import build_retention_jobs, build_schedule
 from schedules.retention import OUTBOX_JOB, OUTBOX_SCHEDULE, VERSION_JOB, VERSION_SCHEDULE
-from sensors import build_approval_sensor, build_source_sensor, run_failure_alert
+from sensors import (
+    build_approval_sensor,
+    build_publish_sensor,
+    build_run_failure_sensor,
+    build_source_sensor,
+)
 
 log = logging.getLogger("datamodule_etl")
 
@@ -83,6 +89,7 @@ def _automation(built: ModuleDefinitions) -> BuiltModule | MetadataError:
 GLOBAL_NAMES = {
     "dm_approved_uploads",
     "dm_run_failure_alert",
+    "dm_version_published_alert",
     OUTBOX_JOB,
     OUTBOX_SCHEDULE,
     VERSION_JOB,
@@ -139,14 +146,15 @@ def build_definitions(
         modules_dir if modules_dir is not None else deployment.modules_dir,
         default_executor=deployment.executor,
     )
-    assets, checks, jobs, schedules, sensors = [], [], [], [], [run_failure_alert]
+    loaded = [m.loaded for m in catalog.modules]
+    assets, checks, jobs, schedules = [], [], [], []
+    sensors = [build_run_failure_sensor(loaded), build_publish_sensor(loaded)]
     for module in catalog.modules:
         assets += module.definitions.assets
         checks += module.definitions.checks
         jobs += module.definitions.jobs
         schedules += [module.schedule] if module.schedule else []
         sensors += [module.sensor] if module.sensor else []
-    loaded = [m.loaded for m in catalog.modules]
     jobs_by_name = {job.name: job for job in jobs}
     if (approvals := build_approval_sensor(loaded, jobs_by_name)) is not None:
         sensors.append(approvals)
@@ -159,6 +167,7 @@ def build_definitions(
         spec = invalid_module_spec(Path(error.file).parent, error, taken)
         taken.add(spec.key.path[0])
         assets.append(spec)
+    assets = with_console_links(assets, deployment.web_url)
     definitions = dg.Definitions(
         assets=assets,
         asset_checks=checks,

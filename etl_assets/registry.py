@@ -10,6 +10,10 @@ numbers handed out to runs. Every SQL statement about them lives here.
 - `approvals`: a task manager's approval of a prepared version's upload.
 - `allocations`: every version number handed out by the allocator, so that two triggers (a
   schedule tick and a sensor, or ten `dmetl run`s) never pick the same one, and which run holds it.
+- `skips`: a request to skip a module's next scheduled tick, and the tick that consumed it.
+- `pauses`: which schedules and sensors `dmetl pause` stopped, so `dmetl resume` restarts those.
+- `alerts`: the runs an alert was sent for, so a sensor restarted mid-tick never sends twice.
+- `discards`: prepared versions thrown away (`dmetl stop --discard`); never uploaded afterwards.
 """
 
 from __future__ import annotations
@@ -72,6 +76,33 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.allocations (
     allocated_at timestamptz NOT NULL DEFAULT now(),
     trigger      text        NOT NULL,
     run_id       text,
+    PRIMARY KEY (module, version)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.skips (
+    id           bigserial   PRIMARY KEY,
+    module       text        NOT NULL,
+    requested_by text        NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    consumed_at  timestamptz,
+    tick_time    timestamptz
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.pauses (
+    module      text        PRIMARY KEY,
+    paused_by   text        NOT NULL,
+    paused_at   timestamptz NOT NULL DEFAULT now(),
+    instigators jsonb       NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.alerts (
+    run_id  text        NOT NULL,
+    kind    text        NOT NULL,
+    sent_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, kind)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.discards (
+    module       text        NOT NULL,
+    version      text        NOT NULL,
+    discarded_by text        NOT NULL,
+    discarded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (module, version)
 );
 """
@@ -293,7 +324,8 @@ def pending_approvals(
     rows = conn.execute(
         f"""SELECT a.module, a.version, a.approved_at FROM {SCHEMA}.approvals a
             LEFT JOIN {SCHEMA}.versions v USING (module, version)
-            WHERE v.version IS NULL AND a.module = ANY(%s)
+            LEFT JOIN {SCHEMA}.discards d USING (module, version)
+            WHERE v.version IS NULL AND d.version IS NULL AND a.module = ANY(%s)
             ORDER BY a.approved_at""",
         (modules,),
     ).fetchall()
@@ -346,3 +378,157 @@ def record_allocation(
               run_id = EXCLUDED.run_id, allocated_at = now()""",
         (module, version, trigger, run_id),
     )
+
+
+# --- reads for the console -----------------------------------------------------------------
+
+
+def module_allocations(conn: psycopg.Connection, module: str) -> dict[str, dict[str, Any]]:
+    """Every version handed out for `module`: trigger, run id and when."""
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT version, trigger, run_id, allocated_at FROM {SCHEMA}.allocations"
+        " WHERE module = %s",
+        (module,),
+    ).fetchall()
+    return {v: {"trigger": t, "run_id": r, "allocated_at": at} for v, t, r, at in rows}
+
+
+def module_approvals(conn: psycopg.Connection, module: str) -> dict[str, dict[str, Any]]:
+    """Every approval of `module`'s versions: who, when and their comment."""
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT version, approved_by, approved_at, comment FROM {SCHEMA}.approvals"
+        " WHERE module = %s",
+        (module,),
+    ).fetchall()
+    return {v: {"approved_by": b, "approved_at": at, "comment": c} for v, b, at, c in rows}
+
+
+def withdraw_approval(conn: psycopg.Connection, module: str, version: str) -> None:
+    """Forget an approval (the version was rejected or discarded after it)."""
+    ensure(conn)
+    conn.execute(
+        f"DELETE FROM {SCHEMA}.approvals WHERE module = %s AND version = %s", (module, version)
+    )
+
+
+# --- run control: skipped ticks, paused modules, discarded versions --------------------------
+
+
+def request_skip(conn: psycopg.Connection, module: str, by: str) -> dt.datetime:
+    """Ask that the module's next scheduled tick be skipped (one request skips one tick)."""
+    ensure(conn)
+    row = conn.execute(
+        f"INSERT INTO {SCHEMA}.skips (module, requested_by) VALUES (%s, %s) RETURNING requested_at",
+        (module, by),
+    ).fetchone()
+    return row[0]
+
+
+def pending_skips(conn: psycopg.Connection, module: str) -> int:
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT count(*) FROM {SCHEMA}.skips WHERE module = %s AND consumed_at IS NULL",
+        (module,),
+    ).fetchone()
+    return int(row[0])
+
+
+def consume_skip(
+    conn: psycopg.Connection, module: str, tick_time: dt.datetime | None
+) -> dict[str, Any] | None:
+    """Take the oldest pending skip request of `module` for this tick, if there is one.
+
+    A tick evaluated again (the daemon retries a tick it did not finish) finds the request it
+    consumed before, so one request never skips two ticks and a retried tick stays skipped."""
+    ensure(conn)
+    with conn.transaction():
+        if tick_time is not None:
+            row = conn.execute(
+                f"""SELECT requested_by, requested_at FROM {SCHEMA}.skips
+                    WHERE module = %s AND tick_time = %s""",
+                (module, tick_time),
+            ).fetchone()
+            if row:
+                return {"requested_by": row[0], "requested_at": row[1]}
+        row = conn.execute(
+            f"""UPDATE {SCHEMA}.skips SET consumed_at = now(), tick_time = %s
+                WHERE id = (SELECT id FROM {SCHEMA}.skips
+                            WHERE module = %s AND consumed_at IS NULL
+                            ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING requested_by, requested_at""",
+            (tick_time, module),
+        ).fetchone()
+    return {"requested_by": row[0], "requested_at": row[1]} if row else None
+
+
+def record_pause(conn: psycopg.Connection, module: str, by: str, instigators: list[str]) -> None:
+    """Remember what a pause stopped (a second pause adds to it)."""
+    ensure(conn)
+    conn.execute(
+        f"""INSERT INTO {SCHEMA}.pauses (module, paused_by, instigators) VALUES (%s, %s, %s)
+            ON CONFLICT (module) DO UPDATE SET paused_by = EXCLUDED.paused_by,
+              paused_at = now(),
+              instigators = (SELECT jsonb_agg(DISTINCT x) FROM jsonb_array_elements_text(
+                  {SCHEMA}.pauses.instigators || EXCLUDED.instigators) AS x)""",
+        (module, by, json.dumps(instigators)),
+    )
+
+
+def take_pause(conn: psycopg.Connection, module: str) -> list[str] | None:
+    """What the module's pause stopped (None: it is not paused), forgetting the pause."""
+    ensure(conn)
+    row = conn.execute(
+        f"DELETE FROM {SCHEMA}.pauses WHERE module = %s RETURNING instigators", (module,)
+    ).fetchone()
+    return list(row[0]) if row else None
+
+
+def pause_of(conn: psycopg.Connection, module: str) -> dict[str, Any] | None:
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT paused_by, paused_at, instigators FROM {SCHEMA}.pauses WHERE module = %s",
+        (module,),
+    ).fetchone()
+    return {"paused_by": row[0], "paused_at": row[1], "instigators": row[2]} if row else None
+
+
+def record_discard(conn: psycopg.Connection, module: str, version: str, by: str) -> None:
+    ensure(conn)
+    conn.execute(
+        f"""INSERT INTO {SCHEMA}.discards (module, version, discarded_by) VALUES (%s, %s, %s)
+            ON CONFLICT (module, version) DO UPDATE SET discarded_by = EXCLUDED.discarded_by,
+              discarded_at = now()""",
+        (module, version, by),
+    )
+
+
+def is_discarded(conn: psycopg.Connection, module: str, version: str) -> bool:
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT 1 FROM {SCHEMA}.discards WHERE module = %s AND version = %s", (module, version)
+    ).fetchone()
+    return row is not None
+
+
+def is_published(conn: psycopg.Connection, module: str, version: str) -> bool:
+    ensure(conn)
+    row = conn.execute(
+        f"SELECT 1 FROM {SCHEMA}.versions WHERE module = %s AND version = %s", (module, version)
+    ).fetchone()
+    return row is not None
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+def claim_alert(conn: psycopg.Connection, run_id: str, kind: str) -> bool:
+    """True the first time (run, kind) is claimed: only then is its alert sent."""
+    ensure(conn)
+    row = conn.execute(
+        f"""INSERT INTO {SCHEMA}.alerts (run_id, kind) VALUES (%s, %s)
+            ON CONFLICT DO NOTHING RETURNING run_id""",
+        (run_id, kind),
+    ).fetchone()
+    return row is not None

@@ -55,6 +55,15 @@ class CleanCounts:
             for k, v in {**main, **dict(sorted(self.details.items()))}.items()
         }
 
+    def log_text(self, table: str) -> str:
+        """One line for the run's log: the totals, then every rule's count (never a value)."""
+        rules = ", ".join(f"{k}={v}" for k, v in sorted(self.details.items()) if v)
+        return (
+            f"{table}: {self.rows_extracted} records extracted, {self.rows_out} kept,"
+            f" {self.rejected} rejected, {self.duplicates} merged as duplicates"
+            + (f"; per rule: {rules}" if rules else "; no rule rejected or changed a record")
+        )
+
     @classmethod
     def from_metadata(cls, md: Mapping[str, Any]) -> CleanCounts:
         main = _read(cls, md, cls.STAGE)
@@ -86,6 +95,15 @@ class AnonymizeCounts:
 
     def to_metadata(self) -> dict[str, dg.MetadataValue]:
         return {PREFIX + k: dg.MetadataValue.int(int(v)) for k, v in asdict(self).items()}
+
+    def log_text(self, table: str, metrics: Mapping[str, float]) -> str:
+        """One line for the run's log: the counts and what the transformation reached."""
+        reached = ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items()))
+        return (
+            f"{table}: {self.rows_in} records in, {self.published} published,"
+            f" {self.suppressed} suppressed, {self.parent_suppressed} removed with a suppressed"
+            " parent" + (f"; reached: {reached}" if reached else "")
+        )
 
     @classmethod
     def from_metadata(cls, md: Mapping[str, Any]) -> AnonymizeCounts:

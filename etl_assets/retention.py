@@ -159,8 +159,9 @@ def _remove(
                 cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(s, n)))
             if schema:
                 _delete_quarantine(cur, schema, version)
+            # the registry in the sink's database (the deployment's, or the connection's own)
+            registry.expire_version(cur, module, version)
             if target is postgres:
-                registry.expire_version(cur, module, version)
                 _audit(conn, result, "published")
     if target is not postgres:  # the sink's own database: now the deployment's registry
         with postgres.connect(autocommit=True) as conn, conn.transaction(), conn.cursor() as cur:

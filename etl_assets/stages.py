@@ -18,11 +18,13 @@ import dagster as dg
 from etl_assets.connections import secret_names
 from etl_assets.errors import MetadataError, may_heal
 from etl_assets.execution import step_tags
+from etl_assets.governance import gate
 from etl_assets.metadata import SEMVER, DataModule
 from etl_assets.metadata.loader import LoadedModule
-from resources.deployment import DeploymentError, SecretsResource
+from resources.deployment import DeploymentError, GovernanceResource, SecretsResource
 from resources.masking import Masker
 from resources.outbox import OutboxResource
+from resources.postgres import PostgresResource
 
 STAGES = ("extract", "clean", "anonymize", "outbox", "upload")
 
@@ -171,3 +173,22 @@ def restricted_errors(
             f" zone: {uri}",
             allow_retries=heals,
         ) from None
+
+
+def governance_gate(
+    kit: StageKit,
+    context: dg.AssetExecutionContext,
+    version: str,
+    governance: GovernanceResource,
+    postgres: PostgresResource,
+) -> None:
+    """The first steps of a run call this: with governance enabled, a module whose connections
+    lack a grant for its owners, or whose scripts are unreleased or modified, fails here (not
+    retried), with every reason named; otherwise nothing happens (and nothing is read)."""
+    if not governance.enabled:
+        return
+    with postgres.connect(autocommit=True) as conn:
+        try:
+            gate.check(conn, kit.loaded, version=version, run_id=context.run.run_id)
+        except gate.GateRefused as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None

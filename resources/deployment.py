@@ -29,6 +29,7 @@ import pyarrow as pa
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from resources.alerts import AlertsResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.masking import Masker
 from resources.outbox import OutboxResource
@@ -60,8 +61,16 @@ class Deployment:
     data_manager_role: str = "dm_data_manager"
     restricted_previews: bool = False
     executor: str = "auto"
+    # connection grants and released scripts are enforced at run start (etl_assets/governance)
+    governance: bool = False
+    # where `dmetl serve` is reached (DM_WEB_PUBLIC_URL); assets link to its console pages
+    web_url: str = "http://127.0.0.1:3000"
     mask_env: tuple[str, ...] = ()
     """DM_MASK_ENV: names of further variables whose values are masked in all output"""
+    alert_urls_set: bool = False  # DM_ALERT_URLS (secret: an EnvVar, read where alerts are sent)
+    alert_base_url: str = "http://127.0.0.1:3000"
+    alert_kafka_topic: str = "dm.alerts"
+    alert_on_publish: bool = False
     batch_rows: int = DEFAULT_BATCH_ROWS
 
     @classmethod
@@ -108,7 +117,17 @@ class Deployment:
             data_manager_role=env.get("DM_PG_DATA_MANAGER_ROLE") or "dm_data_manager",
             restricted_previews=_flag(env, "DM_RESTRICTED_PREVIEWS"),
             executor=executor,
+            governance=_flag(env, "DM_GOVERNANCE", default=kind == "prod"),
+            web_url=(env.get("DM_WEB_PUBLIC_URL") or "").rstrip("/") or "http://127.0.0.1:3000",
             mask_env=tuple(n for n in re.split(r"[\s,]+", env.get("DM_MASK_ENV", "")) if n),
+            alert_urls_set=bool((env.get("DM_ALERT_URLS") or "").strip()),
+            alert_base_url=(
+                env.get("DM_ALERT_BASE_URL")
+                or env.get("DM_WEB_PUBLIC_URL")
+                or "http://127.0.0.1:3000"
+            ).rstrip("/"),
+            alert_kafka_topic=env.get("DM_ALERT_KAFKA_TOPIC") or "dm.alerts",
+            alert_on_publish=_flag(env, "DM_ALERT_ON_PUBLISH"),
             batch_rows=_count(env, "DM_BATCH_ROWS", DEFAULT_BATCH_ROWS),
         )
 
@@ -145,6 +164,17 @@ class PrivacyResource(dg.ConfigurableResource):
     )
 
 
+class GovernanceResource(dg.ConfigurableResource):
+    """Whether runs must pass the governance gate (etl_assets/governance/gate.py): every
+    connection of a module granted to its owners, every script released and unmodified."""
+
+    enabled: bool = Field(
+        default=False,
+        description="refuse a run whose connections lack a grant or whose scripts are unreleased"
+        " or modified (DM_GOVERNANCE; on by default in DM_DEPLOYMENT=prod)",
+    )
+
+
 # the deployment's own secrets: masked in every run, whatever the module
 ALWAYS_MASKED = (
     "DM_POSTGRES_URL",
@@ -153,6 +183,7 @@ ALWAYS_MASKED = (
     "DM_S3_SECRET_ACCESS_KEY",
     "DM_PSEUDONYM_KEY",
     "DM_PROXY_SECRET",
+    "DM_SMTP_PASSWORD",
 )
 
 
@@ -216,9 +247,11 @@ def _env_or_none(name: str, present: bool) -> dg.EnvVar | None:
     return dg.EnvVar(name) if present else None
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     value = (env.get(name) or "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+    if value == "":
+        return default
+    if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
@@ -255,6 +288,13 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
             base_dir=deployment.storage_root, batch_rows=deployment.batch_rows
         ),
         "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
+        "governance": GovernanceResource(enabled=deployment.governance),
+        "alerts": AlertsResource(
+            urls=_env_or_none("DM_ALERT_URLS", deployment.alert_urls_set),
+            base_url=deployment.alert_base_url,
+            kafka_topic=deployment.alert_kafka_topic,
+            on_publish=deployment.alert_on_publish,
+        ),
     }
 
 
@@ -323,16 +363,17 @@ def _secret(env: Mapping[str, str], deployment: Deployment, name: str) -> bytes:
     return keys.key(name)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, unit: str = "seconds") -> int:
+    """A positive whole number (`unit`: what it counts, for the error)."""
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise DeploymentError(f"{name}={raw!r}: expected a whole number of seconds") from None
+        raise DeploymentError(f"{name}={raw!r}: expected a whole number ({unit})") from None
     if value <= 0:
-        raise DeploymentError(f"{name}={raw!r}: expected a positive number of seconds")
+        raise DeploymentError(f"{name}={raw!r}: expected a positive whole number ({unit})")
     return value
 
 
@@ -416,6 +457,38 @@ def audit_settings(
         checkpoints=env.get("DM_AUDIT_CHECKPOINTS")
         or str(deployment.dagster_home / "audit-checkpoints"),
         checkpoint_seconds=_int(env, "DM_AUDIT_CHECKPOINT_SECONDS", 300),
+    )
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where notification e-mails go (access requests and decisions; alerts may share it).
+    `host` None means e-mail is off; the password is read from `DM_SMTP_PASSWORD` only."""
+
+    host: str | None
+    port: int = 25
+    sender: str = "dmetl@localhost"
+    user: str | None = None
+    password: str | None = field(repr=False, default=None)
+    starttls: bool = False
+    timeout_seconds: int = 10
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+def smtp_settings(environ: Mapping[str, str] | None = None) -> SmtpSettings:
+    """`DM_SMTP_HOST`, `DM_SMTP_PORT` (25), `DM_SMTP_FROM`, `DM_SMTP_USER`, `DM_SMTP_PASSWORD`,
+    `DM_SMTP_STARTTLS` (false)."""
+    env = os.environ if environ is None else environ
+    return SmtpSettings(
+        host=env.get("DM_SMTP_HOST") or None,
+        port=_int(env, "DM_SMTP_PORT", 25, unit="port number"),
+        sender=env.get("DM_SMTP_FROM") or "dmetl@localhost",
+        user=env.get("DM_SMTP_USER") or None,
+        password=env.get("DM_SMTP_PASSWORD") or None,
+        starttls=_flag(env, "DM_SMTP_STARTTLS"),
     )
 
 

@@ -10,6 +10,7 @@ folders 0700 (and on shared storage, readable only by the run workers' account).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -67,6 +68,28 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         """What an asset stored for a partition (for checks that need a second asset's data)."""
         stored = self._stored(self.path_for(asset_key, partition))
         return stored.to_pandas() if isinstance(stored, StagedTable) else stored
+
+    def delete_partition(self, module: str, partition: str) -> list[str]:
+        """Delete what every asset of `module` stored for `partition` (a discarded version) and
+        its Kafka batch plans (the next version re-reads from the committed offsets); returns
+        what it removed (asset keys as paths)."""
+        removed = []
+        plans = Path(self.base_dir) / "_kafka_plans" / module / partition  # Kafka batch plans
+        if plans.is_dir():
+            shutil.rmtree(plans)
+            removed.append(f"_kafka_plans/{module}")
+        root = Path(self.base_dir) / module
+        if not root.is_dir():
+            return removed
+        for found in sorted(root.rglob(f"{partition}*")):
+            if found.name not in (partition, f"{partition}.parquet") or not found.exists():
+                continue
+            removed.append("/".join(found.parent.relative_to(Path(self.base_dir)).parts))
+            if found.is_dir():
+                shutil.rmtree(found)
+            else:
+                found.unlink()
+        return removed
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         if obj is None:

@@ -57,3 +57,15 @@ def list_keys(client: Any, bucket: str, prefix: str, pattern: str = "*") -> list
             if not key.endswith("/") and fnmatch.fnmatch(rest, pattern):
                 keys.append(key)
     return sorted(keys)
+
+
+def list_etags(client: Any, bucket: str, prefix: str, pattern: str = "*") -> dict[str, str]:
+    """Key -> ETag of the objects `list_keys` would read (a change of either is a new object)."""
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            rest = key[len(prefix) :].lstrip("/")
+            if not key.endswith("/") and fnmatch.fnmatch(rest, pattern):
+                found[key] = obj.get("ETag", "")
+    return found

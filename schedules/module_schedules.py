@@ -1,10 +1,12 @@
 """A module's `schedule` (cron or @daily, time zone, optional start/end window) as a Dagster
-schedule: each tick allocates the next version and runs the module's job for it."""
+schedule: each tick allocates the next version and runs the module's job for it, unless someone
+asked to skip it (`dmetl skip MODULE`, recorded in the registry and consumed by that tick)."""
 
 import dagster as dg
 
+from etl_assets import registry
 from etl_assets.metadata.loader import LoadedModule
-from etl_assets.orchestration.jobs import triggered_job_name
+from etl_assets.orchestration.jobs import schedule_name, triggered_job_name
 from etl_assets.orchestration.versions import allocate
 from resources.postgres import PostgresResource
 
@@ -17,7 +19,7 @@ def build_schedule(loaded: LoadedModule) -> dg.ScheduleDefinition | None:
     m = model.name
 
     @dg.schedule(
-        name=f"{m}_schedule",
+        name=schedule_name(m),
         cron_schedule=sched.cron,
         execution_timezone=sched.timezone,
         job_name=triggered_job_name(m, model.autoUpload),
@@ -32,6 +34,13 @@ def build_schedule(loaded: LoadedModule) -> dg.ScheduleDefinition | None:
             return dg.SkipReason(f"before the schedule window starts ({sched.start.isoformat()})")
         if sched.end and now is not None and now > _aware(sched.end, now):
             return dg.SkipReason(f"after the schedule window ended ({sched.end.isoformat()})")
+        with postgres.connect(autocommit=True) as conn:
+            skip = registry.consume_skip(conn, m, now)
+        if skip is not None:
+            return dg.SkipReason(
+                f"skipped on request of {skip['requested_by']}"
+                f" ({skip['requested_at'].isoformat(timespec='seconds')})"
+            )
         version = allocate(context.instance, postgres, loaded, trigger="schedule")
         return dg.RunRequest(
             run_key=f"{m}:{version}",

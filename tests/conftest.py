@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from resources import OutboxResource, ParquetIOManager, PostgresResource
-from resources.deployment import PrivacyResource, SecretsResource
+from resources.deployment import GovernanceResource, PrivacyResource, SecretsResource
 from resources.io_manager import IO_MANAGER_KEY
 from resources.postgres import embedded_url
 
@@ -89,6 +89,7 @@ def test_resources(tmp_path: Path, pg_url: str) -> dict:
         "outbox": OutboxResource(root=str(tmp_path / "outbox")),
         "secrets": SecretsResource(generate_missing_keys_in=str(tmp_path / "secrets")),
         "privacy": PrivacyResource(),
+        "governance": GovernanceResource(),
         IO_MANAGER_KEY: ParquetIOManager(base_dir=str(tmp_path / "storage")),
     }
 

@@ -1,5 +1,6 @@
 """Real servers on loopback for connector tests: PostgreSQL, MariaDB, a Kafka broker (tansu), S3
-(moto), SFTP (paramiko) and HTTP. Each fixture skips with the reason when its server cannot start."""
+(moto), SFTP (paramiko), HTTP and SMTP (aiosmtpd). Each fixture skips with the reason when its
+server cannot start."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pymysql
 import pytest
+from aiosmtpd.controller import Controller
 
 
 def free_port() -> int:
@@ -328,3 +332,32 @@ def http_server(handler_cls) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Inbox:
+    """Messages an aiosmtpd server on loopback received (`messages`: email.message objects)."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append(message_from_bytes(envelope.content, policy=default))
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_inbox() -> Iterator[tuple[int, _Inbox]]:
+    """An SMTP server on a free loopback port; yields (port, inbox)."""
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port, inbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, _Inbox]]:
+    with smtp_inbox() as server:
+        yield server

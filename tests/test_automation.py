@@ -11,6 +11,7 @@ import dagster as dg
 
 from etl_assets.metadata.loader import load_module
 from resources import PostgresResource
+from resources.deployment import SecretsResource
 from schedules import build_schedule
 from sensors import build_source_sensor
 from tests.conftest import EXAMPLES
@@ -57,7 +58,7 @@ def test_schedule_window_is_respected(tmp_path, pg_url):
 def test_source_change_sensor_runs_a_new_version_when_a_file_changes(modules_dir, pg_url):
     loaded = load_module(modules_dir / "clinic")
     sensor = build_source_sensor(loaded)
-    res = {"postgres": PostgresResource(url=pg_url)}
+    res = {"postgres": PostgresResource(url=pg_url), "secrets": SecretsResource()}
     with dg.instance_for_test() as instance:
         first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))
         assert not first.run_requests  # the first tick only records the sources
@@ -139,9 +140,17 @@ def test_approval_launches_the_upload_job(tmp_path, pg_url):
     with dg.instance_for_test():  # resolving the definitions reads the instance's defs state
         sensor = defs.get_sensor_def("dm_approved_uploads")
     postgres = PostgresResource(url=pg_url)
-    ctx = dg.build_sensor_context(resources={"postgres": postgres})
+    instance = dg.DagsterInstance.ephemeral()
+    ctx = dg.build_sensor_context(instance=instance, resources={"postgres": postgres})
     assert isinstance(sensor(ctx), dg.SkipReason)
     with postgres.connect(autocommit=True) as conn:
         approve(conn, "clinic", "1.0.4", by="manager@example.org")
-    requests = sensor(dg.build_sensor_context(resources={"postgres": postgres}))
+    ctx = dg.build_sensor_context(instance=instance, resources={"postgres": postgres})
+    requests = sensor(ctx)
     assert [(r.job_name, r.partition_key) for r in requests] == [("clinic_upload_job", "1.0.4")]
+    # the console launched the upload itself after approving: the sensor does not run a second
+    instance.add_run(
+        dg.DagsterRun(job_name="clinic_upload_job", tags={"dagster/partition": "1.0.4"})
+    )
+    ctx = dg.build_sensor_context(instance=instance, resources={"postgres": postgres})
+    assert isinstance(sensor(ctx), dg.SkipReason)

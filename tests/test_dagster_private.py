@@ -76,3 +76,30 @@ def test_run_launcher_contract(tmp_path):
     assert result.status == WorkerStatus.FAILED and str(child.pid) in result.msg
     # a recycled pid is not the worker: another start time
     assert not RunWorker(worker.host, os.getpid(), worker.started).alive()
+
+
+def test_run_control_contract():
+    """What etl_assets/orchestration/control.py calls, as Dagster 1.13 spells it."""
+    import inspect
+
+    import dagster as dg
+
+    from etl_assets import _dagster_private as private
+
+    assert private.ReexecutionStrategy.FROM_FAILURE.value == "FROM_FAILURE"
+    fields = set(inspect.signature(private.JobSubsetSelector).parameters)
+    assert {"location_name", "repository_name", "job_name", "op_selection",
+            "asset_selection", "asset_check_selection"} <= fields  # fmt: skip
+    reexecute = set(inspect.signature(dg.DagsterInstance.create_reexecuted_run).parameters)
+    assert {"request_context", "parent_run", "code_location", "remote_job", "strategy",
+            "extra_tags", "use_parent_run_tags"} <= reexecute  # fmt: skip
+    for name in ("get_remote_origin_id", "get_current_instigator_state"):
+        assert callable(getattr(private.RemoteSchedule, name))
+        assert callable(getattr(private.RemoteSensor, name))
+    stop = list(inspect.signature(dg.DagsterInstance.stop_sensor).parameters)
+    assert stop[1:3] == ["instigator_origin_id", "selector_id"]
+    assert list(inspect.signature(dg.DagsterInstance.stop_schedule).parameters)[1:3] == [
+        "schedule_origin_id",
+        "schedule_selector_id",
+    ]
+    assert "workspace" in inspect.signature(dg.DagsterInstance.submit_run).parameters

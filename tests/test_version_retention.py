@@ -14,7 +14,10 @@ from etl_assets.metadata.loader import load_module
 from etl_assets.publish.postgres import publish
 from etl_assets.registry import list_versions
 from schedules.retention import VERSION_JOB, VERSION_SCHEDULE, build_retention_jobs
+from tests import servers
 from tests.helpers import scaffold_module
+
+pg_shards = servers.pg_shards  # two extra databases: here, a sink's own warehouse
 
 VERSIONS = ["1.0.0", "1.0.1", "1.0.2", "1.0.3"]
 
@@ -167,3 +170,39 @@ def test_the_code_location_has_the_retention_jobs_on_schedules(tmp_path):
     )
     assert defs.resolve_schedule_def(OUTBOX_SCHEDULE).job_name == OUTBOX_JOB
     assert "dm_outbox_retention" not in {s.name for s in defs.sensors or []}
+
+
+def test_a_sink_on_a_named_connection_loses_old_versions_there(
+    tmp_path, resources, pg_url, pg_shards, dagster_home, monkeypatch
+):
+    from tests.helpers import CONTEXT, run_version, write_module
+
+    [warehouse, _] = pg_shards
+    monkeypatch.setenv("DM_TEST_WAREHOUSE_URL", warehouse)
+    doc = {
+        "@context": CONTEXT,
+        "name": "shop",
+        "autoUpload": True,
+        "keepPublished": {"versions": 1},
+        "connections": [
+            {"name": "warehouse", "type": "postgres", "urlEnv": "DM_TEST_WAREHOUSE_URL"}
+        ],
+        "tables": [{"name": "items", "columns": [{"name": "id", "dataType": "integer"}]}],
+        "collection": [
+            {"table": "items", "source": "csv", "extract": {"type": "file", "path": "i.csv"}}
+        ],
+        "upload": {"sink": {"type": "postgres", "connection": "warehouse", "schema": "sales"}},
+    }
+    folder = write_module(tmp_path / "shop", doc, {"i.csv": "id\n1\n2\n"})
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        for version in ("1.0.0", "1.0.1"):
+            assert run_version(folder, version, resources, instance).success
+    result = run_job(load_module(folder), resources, dagster_home)
+    assert result.success
+    assert [e.version for e in result.output_for_node("expire_published_versions")] == ["1.0.0"]
+    with psycopg.connect(warehouse) as conn:
+        assert not exists(conn, "sales.items__v1_0_0") and exists(conn, "sales.items__v1_0_1")
+        assert conn.execute("SELECT count(*) FROM sales.items").fetchone()[0] == 2
+        theirs = {r["version"]: r["state"] for r in list_versions(conn, "shop")}
+    assert theirs == {"1.0.1": "published", "1.0.0": "expired"}  # the sink's own registry
+    assert state(pg_url) == {"1.0.1": ("published", True), "1.0.0": ("expired", False)}

@@ -35,3 +35,25 @@ def test_every_mutation_of_the_schema_is_classified():
     assert set(schema.subscription_type.fields) == {
         "capturedLogs", "locationStateChangeEvents", "pipelineRunLogs",
     }  # fmt: skip
+
+
+def test_what_the_console_launches_runs_and_toggles_schedules_with():
+    import dagster as dg
+    from dagster_graphql.implementation.execution import run_lifecycle
+    from dagster_graphql.implementation.utils import ExecutionMetadata, ExecutionParams
+
+    assert list(inspect.signature(run_lifecycle.create_valid_pipeline_run).parameters) == [
+        "graphql_context", "remote_job", "execution_params",
+    ]  # fmt: skip
+    assert ExecutionParams._fields == (
+        "selector", "run_config", "mode", "execution_metadata", "step_keys",
+    )  # fmt: skip
+    assert ExecutionMetadata(run_id=None, tags={"a": "b"}).tags == {"a": "b"}
+    selector = di.JobSubsetSelector("loc", "repo", "job", None)
+    assert (selector.location_name, selector.job_name, selector.asset_selection) == (
+        "loc", "job", None,
+    )  # fmt: skip
+    for name in ("submit_run", "start_schedule", "stop_schedule", "start_sensor", "stop_sensor"):
+        assert callable(getattr(dg.DagsterInstance, name)), name
+    stop = inspect.signature(dg.DagsterInstance.stop_schedule).parameters
+    assert list(stop)[1:4] == ["schedule_origin_id", "schedule_selector_id", "remote_schedule"]

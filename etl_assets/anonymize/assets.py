@@ -107,6 +107,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             suppressed=result.suppressed,
             parent_suppressed=len(orphans),
         )
+        context.log.info(counts.log_text(table.name, result.metrics))
         metadata = {
             # not yet checked against the privacy models: no preview here (the outbox has one)
             "dagster/column_schema": column_schema(first),

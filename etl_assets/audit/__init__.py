@@ -24,7 +24,7 @@ import psycopg
 from etl_assets.audit import checkpoints
 from etl_assets.audit.actions import Action, Outcome
 from etl_assets.audit.chain import Problem
-from etl_assets.audit.store import Target, ensure, get, head, query
+from etl_assets.audit.store import Target, distinct_values, ensure, get, head, query, search
 from etl_assets.audit.store import record as record_with_key
 from etl_assets.audit.verify import Verdict, verify
 from resources.deployment import AuditSettings, audit_settings, current
@@ -38,12 +38,14 @@ __all__ = [
     "Verdict",
     "checkpoints",
     "current_settings",
+    "distinct_values",
     "ensure",
     "get",
     "head",
     "query",
     "record",
     "record_with_key",
+    "search",
     "verify",
 ]
 

@@ -28,8 +28,22 @@ class Action(StrEnum):
     ACCESS_REQUEST = "access.request"
     ACCESS_DECISION = "access.decide"
     SCRIPT_RELEASE = "script.release"
+    CONNECTION_CREATE = "connection.create"  # the connection registry (etl_assets/governance)
+    CONNECTION_EDIT = "connection.edit"
+    DRAFT_UPLOAD = "module.draft_upload"  # a metadata file uploaded as a draft of a module
+    DRAFT_RELEASE = "module.draft_release"  # a draft written to the module folder
+    DRAFT_DISCARD = "module.draft_discard"  # a draft set aside, never loaded
+    RUN_REFUSED = "run.refused"  # the governance gate refused a run (grants, scripts)
     ROLE_CHANGE = "roles.change"
     CHECKPOINT = "audit.checkpoint"
+    CONSOLE_REFUSED = "console.refused"  # a console page or form refused (role or CSRF)
+    RUN_STOP = "run.stop"  # a running version stopped from the console; detail.discard
+    MODULE_PAUSE = "module.pause"  # dmetl pause: detail.stopped lists the schedules/sensors
+    MODULE_RESUME = "module.resume"
+    TICK_SKIP = "schedule.skip"  # the next scheduled tick of a module will be skipped
+    RUN_CANCEL = "run.cancel"  # detail.force: marked canceled without the launcher
+    RUN_RETRY = "run.retry"  # re-executed from failure; target.run is the new run
+    VERSION_STOP = "version.stop"  # active runs canceled; detail.discard: outbox deleted
 
 
 class Outcome(StrEnum):

@@ -222,6 +222,59 @@ def query(
         return cur.execute(sql, [*params, limit]).fetchall()
 
 
+def search(
+    conn: psycopg.Connection,
+    *,
+    module: str | None = None,
+    user: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the events matching every filter given (newest first) and how many match;
+    `text` is searched in the whole event (case-insensitive)."""
+    ensure(conn)
+    where, params = [], []
+    for column, value in (("module", module), ("actor", user), ("action", action)):
+        if value:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if since:
+        where.append("at >= %s")
+        params.append(since)
+    if until:
+        where.append("at < %s")
+        params.append(until)
+    if text:
+        where.append("body ILIKE %s")
+        params.append(
+            "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    columns = "seq, at, actor, role, action, outcome, module, version, run_id"
+    with conn.cursor(row_factory=dict_row) as cur:
+        total = cur.execute(f"SELECT count(*) AS n FROM {SCHEMA}.events{clause}", params).fetchone()
+        rows = cur.execute(
+            f"SELECT {columns} FROM {SCHEMA}.events{clause} ORDER BY seq DESC LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        ).fetchall()
+    return rows, int(total["n"])
+
+
+def distinct_values(conn: psycopg.Connection, column: str) -> list[str]:
+    """The values of `column` (actor, action or module) in the log, for filter choices."""
+    if column not in ("actor", "action", "module"):
+        raise ValueError(f"not a filter column: {column}")
+    ensure(conn)
+    rows = conn.execute(
+        f"SELECT DISTINCT {column} FROM {SCHEMA}.events WHERE {column} IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def get(conn: psycopg.Connection, seq: int) -> dict[str, Any] | None:
     ensure(conn)
     with conn.cursor(row_factory=dict_row) as cur:

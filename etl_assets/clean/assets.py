@@ -87,6 +87,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 f"{table.name}: strict schema dropped undeclared columns"
                 f" {', '.join(result.dropped_columns)}"
             )
+        context.log.info(result.counts.log_text(table.name))
         metadata = {
             **staged_metadata(staged, privacy.restricted_previews),
             **kit.metadata(version),

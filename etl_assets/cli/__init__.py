@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 from etl_assets.cli import audit as audit_cli
+from etl_assets.cli import connections as connections_cli
+from etl_assets.cli import control as control_cli
+from etl_assets.cli import drafts as drafts_cli
+from etl_assets.cli import outbox as outbox_cli
+from etl_assets.cli import scripts as scripts_cli
 from etl_assets.cli import serve as serve_cli
 from etl_assets.cli.modules import cmd_new, cmd_validate
 from etl_assets.cli.runs import cmd_demo, cmd_run
@@ -50,6 +55,11 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_demo)
     serve_cli.add_parser(sub)
     audit_cli.add_parser(sub)
+    scripts_cli.add_parser(sub)
+    connections_cli.add_parser(sub)
+    drafts_cli.add_parser(sub)
+    outbox_cli.add_parser(sub)
+    control_cli.add_parsers(sub)
     return p
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from etl_assets.audit import checkpoints
 from etl_assets.cli.session import Session
+from etl_assets.console.framework import ConsoleServices
 from etl_assets.web.identity import RoleMappingError
 from etl_assets.web.server import ServeError, ServeOptions, serve
 from resources.deployment import (
@@ -18,6 +19,7 @@ from resources.deployment import (
     s3_resource,
     web_settings,
 )
+from resources.io_manager import ParquetIOManager
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +45,16 @@ def cmd_serve(args: argparse.Namespace, session: Session) -> int:
     try:
         web = web_settings(session.deployment)
         settings = audit_settings(session.deployment)
+        store = checkpoint_store(session, settings.checkpoints)
+        console = ConsoleServices(
+            instance=session.instance,
+            postgres=session.postgres,
+            outbox=session.outbox,
+            modules_dir=session.deployment.modules_dir,
+            audit_settings=settings,
+            checkpoint_store=store,
+            storage=ParquetIOManager(base_dir=session.deployment.storage_root),
+        )
         serve(
             web=web,
             audit_settings=settings,
@@ -50,7 +62,8 @@ def cmd_serve(args: argparse.Namespace, session: Session) -> int:
             instance=session.instance,
             options=ServeOptions(args.host, args.port, Path(args.workspace), not args.no_daemon),
             local_user=local_user_name(),
-            checkpoint_store=checkpoint_store(session, settings.checkpoints),
+            checkpoint_store=store,
+            console=console,
         )
     except (DeploymentError, ServeError, RoleMappingError, checkpoints.CheckpointKeyError) as exc:
         print(f"dmetl serve: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ import sys
 
 from etl_assets import history, registry
 from etl_assets.cli.session import Session
+from etl_assets.console import store
 from etl_assets.metadata.loader import discover
 
 
@@ -73,6 +74,14 @@ def cmd_approve(args: argparse.Namespace, session: Session) -> int:
         return 1
     by = args.by or getpass.getuser()
     with session.postgres.connect(autocommit=True) as conn:
+        checks = store.latest_checks(conn, args.module, args.version)
+        if checks is not None and not checks["passed"]:
+            print(
+                f"{args.module} {args.version}: a blocking check fails on its corrected outbox"
+                f" (`dmetl outbox show {args.module} {args.version}`); correct it again first",
+                file=sys.stderr,
+            )
+            return 1
         registry.approve(conn, args.module, args.version, by, args.comment or "")
     print(
         f"approved {args.module} {args.version} for upload (by {by});"

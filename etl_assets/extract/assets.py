@@ -11,10 +11,11 @@ from etl_assets.extract.context import ExtractContext
 from etl_assets.extract.entry import extract_entry_batches, outbox_durable
 from etl_assets.extract.sql.plan import range_label
 from etl_assets.extract.units import ExtractionUnit
-from etl_assets.stages import StageKit, restricted_errors
-from resources.deployment import PrivacyResource, SecretsResource
+from etl_assets.stages import StageKit, governance_gate, restricted_errors
+from resources.deployment import GovernanceResource, PrivacyResource, SecretsResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
+from resources.postgres import PostgresResource
 from resources.staged import StagedTable
 
 CONNECTOR_KINDS = {
@@ -86,9 +87,12 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         secrets: SecretsResource,
         outbox: OutboxResource,
         privacy: PrivacyResource,
+        governance: GovernanceResource,
+        postgres: PostgresResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
     ) -> dg.Output[StagedTable]:
         version = kit.version(context)
+        governance_gate(kit, context, version, governance, postgres)
         ctx = step_context(
             kit, context, version, secrets, dm_io_manager, unit.shard, unit.partition
         )

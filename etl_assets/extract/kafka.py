@@ -151,6 +151,21 @@ def extract_kafka(entry: CollectionEntry, folder: Path, context: Any) -> pd.Data
         consumer.close()
 
 
+def pending_messages(entry: CollectionEntry, context: Any) -> dict[str, int]:
+    """Per partition with messages past the group's committed offset: its high watermark
+    (what the source sensor watches; empty when every message has been committed)."""
+    connector: KafkaConnector = entry.extract
+    resource = kafka_resource(entry, context)
+    consumer = resource.consumer(group_id(entry, context.module.name), **BATCH_CONSUMER)
+    try:
+        plan = _plan(
+            consumer, connector, resource.timeout_seconds, f"Kafka topic {connector.topic!r}"
+        )
+    finally:
+        consumer.close()
+    return {p: end for p, (start, end) in plan["partitions"].items() if end > start}
+
+
 def _plan(consumer: Any, connector: KafkaConnector, timeout: float, where: str) -> dict:
     """Per partition: [committed offset (or the earliest), high-watermark now]."""
     md = consumer.list_topics(connector.topic, timeout=timeout)

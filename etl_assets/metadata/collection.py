@@ -68,6 +68,13 @@ class PostgresConnector(_Model):
     connection: Name | None = None
     shards: list[Name] | None = Field(default=None, min_length=1)
     query: str
+    watermarkQuery: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a query returning one value (e.g. SELECT max(updated_at) FROM t) that"
+        " changes when the source does: the module's source sensor starts a new version when"
+        " it changes (only a hash of the value is kept)",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> PostgresConnector:
@@ -228,4 +235,9 @@ class CollectionEntry(_Model):
     extract: Connector
     mapping: dict[str, str] = Field(
         default_factory=dict, description="rename source fields to column names"
+    )
+    watch: bool = Field(
+        default=True,
+        description="the module's source sensor starts a new version when this source changes"
+        " (false: it is read by runs but not watched, e.g. a large SFTP file hashed every minute)",
     )

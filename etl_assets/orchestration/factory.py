@@ -118,7 +118,7 @@ def check_loadable(built: ModuleDefinitions, *automation: object) -> None:
     code location will load them; resources are placeholders: only their keys matter here."""
     placeholders: dict[str, object] = {
         k: dg.ResourceDefinition.none_resource()
-        for k in ("postgres", "outbox", "secrets", "privacy")
+        for k in ("postgres", "outbox", "secrets", "privacy", "governance")
     }
     placeholders[IO_MANAGER_KEY] = ParquetIOManager(base_dir="unused")
     with warnings.catch_warnings(), without_instance_state():

@@ -24,6 +24,19 @@ def upload_job_name(module: str) -> str:
     return f"{module}_upload_job"
 
 
+def schedule_name(module: str) -> str:
+    return f"{module}_schedule"
+
+
+def source_sensor_name(module: str) -> str:
+    return f"{module}_source_changes"
+
+
+def automation_names(module: str) -> set[str]:
+    """The schedules and sensors that belong to one module (run control pauses these)."""
+    return {schedule_name(module), source_sensor_name(module)}
+
+
 def triggered_job_name(module: str, auto_upload: bool) -> str:
     """What schedules, sensors and `dmetl run` start: everything, or up to the outbox."""
     return job_name(module) if auto_upload else prepare_job_name(module)

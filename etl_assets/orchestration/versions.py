@@ -80,6 +80,10 @@ def allocate(
     pname = partitions_def_name(module)
     with postgres.connect(autocommit=True) as conn:
         registry.ensure(conn)
+        if version is not None and registry.is_discarded(conn, module, version):
+            raise VersionRefused(
+                f"{module} {version} was discarded (dmetl stop --discard); run another version"
+            )
         with conn.transaction(), conn.cursor() as cur:
             registry.lock_module(cur, module)
             if version is None:

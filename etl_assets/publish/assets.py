@@ -23,8 +23,8 @@ from etl_assets.results import (
     UploadCounts,
     generalization_levels,
 )
-from etl_assets.stages import StageKit
-from resources.deployment import SecretsResource
+from etl_assets.stages import StageKit, governance_gate
+from resources.deployment import GovernanceResource, SecretsResource
 from resources.io_manager import ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
@@ -178,6 +178,8 @@ def outbox_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]
         passed, message, metrics = verify_outbox_privacy(
             outbox, kit.loaded, table, version, reference=clean
         )
+        log = context.log.info if passed else context.log.error
+        log(f"{table.name}: privacy models: {message}")  # counts and levels, never values
         return dg.AssetCheckResult(passed=passed, description=message, metadata=metrics)
 
     return [shrink_check(kit, table), _privacy]
@@ -265,8 +267,10 @@ def upload_asset(kit: StageKit) -> dg.AssetsDefinition:
         outbox: OutboxResource,
         postgres: PostgresResource,
         secrets: SecretsResource,
+        governance: GovernanceResource,
     ):
         version = kit.version(context)
+        governance_gate(kit, context, version, governance, postgres)
         mask = kit.masker(secrets)
         try:
             report = publish_version(

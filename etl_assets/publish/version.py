@@ -76,21 +76,32 @@ def _register(postgres: PostgresResource, request: PublishRequest, report: Publi
             )
 
 
-def write_current_pointer(outbox: OutboxResource, module: str, version: str | None) -> str | None:
-    """`published/<module>/current.json`: the version consumers are served and its folder."""
-    if version is None:
-        return None
-    return outbox.write_current(
-        module,
-        {
-            "module": module,
-            "version": version,
-            "folder": version,
-            "uri": outbox.version_uri(module, version),
-            "croissant": f"{version}/{CROISSANT_FILE}",
-            "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
+def write_current_pointer(
+    outbox: OutboxResource, postgres: PostgresResource, module: str
+) -> str | None:
+    """`published/<module>/current.json`: the version consumers are served and its folder.
+    The registry is read and the file written under a lock, so that of two uploads finishing
+    together the last write names what the registry says last."""
+    key = f"dm_current_pointer:{module}"
+    with postgres.connect(autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            version = registry.current_version(conn, module)
+            if version is None:
+                return None
+            return outbox.write_current(
+                module,
+                {
+                    "module": module,
+                    "version": version,
+                    "folder": version,
+                    "uri": outbox.version_uri(module, version),
+                    "croissant": f"{version}/{CROISSANT_FILE}",
+                    "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                },
+            )
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def committed_before(
@@ -155,7 +166,7 @@ def publish_version(
                 " killed before its end): writing its Croissant metadata without loading again"
             )
         return _finish(
-            loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id
+            loaded, version, outbox, postgres, report, names, log, outcomes=outcomes, run_id=run_id
         )
     request = PublishRequest(
         loaded=loaded,
@@ -171,13 +182,16 @@ def publish_version(
     report = sink_for(model.upload).publish(request)
     if not report.registered:
         _register(postgres, request, report)
-    return _finish(loaded, version, outbox, report, names, log, outcomes=outcomes, run_id=run_id)
+    return _finish(
+        loaded, version, outbox, postgres, report, names, log, outcomes=outcomes, run_id=run_id
+    )
 
 
 def _finish(
     loaded: LoadedModule,
     version: str,
     outbox: OutboxResource,
+    postgres: PostgresResource,
     report: PublishReport,
     names: list[str],
     log: Any,
@@ -185,11 +199,12 @@ def _finish(
     outcomes: Mapping[str, TableOutcome] | None,
     run_id: str | None,
 ) -> PublishReport:
-    """The version's Croissant metadata, last: its presence says the publication is complete."""
+    """The version's Croissant metadata (its presence says the publication is complete), then
+    the outbox's current.json pointer (a retry after a kill between them publishes again)."""
     model = loaded.model
     doc = croissant(loaded, version, outbox, report.locations, outcomes=outcomes, run_id=run_id)
     report.croissant_path = outbox.write_json(model.name, version, CROISSANT_FILE, doc)
-    write_current_pointer(outbox, model.name, report.current_version)
+    write_current_pointer(outbox, postgres, model.name)
     if log:
         for name in names:
             log.info(

@@ -16,6 +16,9 @@ from starlette.types import Receive, Scope, Send
 
 from etl_assets import audit
 from etl_assets.audit import checkpoints
+from etl_assets.console.app import build_console_app
+from etl_assets.console.framework import PREFIX as CONSOLE_PREFIX
+from etl_assets.console.framework import Console, ConsoleServices
 from etl_assets.web._dagster_internals import WorkspaceFileTarget, webserver_version
 from etl_assets.web.auditing import Auditor
 from etl_assets.web.auth_routes import AuthRoutes
@@ -46,14 +49,20 @@ class ServeOptions:
 
 
 class Router:
-    """`/auth/*` to our sign-in routes, everything else to Dagster's webserver."""
+    """`/auth/*` to our sign-in routes, `/console` to the console, everything else to Dagster's
+    webserver."""
 
-    def __init__(self, auth_app, dagster_app):
-        self.auth_app, self.dagster_app = auth_app, dagster_app
+    def __init__(self, auth_app, dagster_app, console_app=None):
+        self.auth_app, self.dagster_app, self.console_app = auth_app, dagster_app, console_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and scope["path"].startswith("/auth/"):
+        path = scope["path"] if scope["type"] in ("http", "websocket") else ""
+        if path.startswith("/auth/"):
             await self.auth_app(scope, receive, send)
+        elif self.console_app is not None and (
+            path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")
+        ):
+            await self.console_app(scope, receive, send)
         else:
             await self.dagster_app(scope, receive, send)
 
@@ -73,8 +82,10 @@ def build_app(
     process_context: RoleProcessContext,
     local_user: str,
     secure_cookies: bool = False,
+    console: ConsoleServices | None = None,
 ):
-    """The ASGI application: sign-in middleware → (auth routes | Dagster's webserver)."""
+    """The ASGI application: sign-in middleware → (auth routes | console | Dagster's
+    webserver)."""
     mapping = RoleMapping.load(web.roles_file)
     codec = SessionCodec(web.session_secret, web.session_max_age, secure=secure_cookies)
     authenticator = Authenticator(web, mapping, codec, auditor, local_user)
@@ -85,8 +96,13 @@ def build_app(
         authenticator, codec, auditor, oidc, web.proxy.logout_url if web.proxy else None
     )
     dagster_app = DmWebserver(process_context, auditor=auditor).create_asgi_app()
+    console_app = None
+    if console is not None:
+        console_app = build_console_app(
+            Console(console, auditor, web.session_secret, process_context)
+        )
     return SignInMiddleware(
-        Router(routes.app(), dagster_app),
+        Router(routes.app(), dagster_app, console_app),
         authenticate=authenticator,
         auditor=auditor,
         mode=web.mode,
@@ -153,6 +169,7 @@ def serve(
     options: ServeOptions,
     local_user: str,
     checkpoint_store,
+    console: ConsoleServices | None = None,
 ) -> None:
     """Run until interrupted: the webserver in this process, the daemon beside it."""
     check_options(web, options)
@@ -162,6 +179,7 @@ def serve(
         app = build_app(
             web=web, auditor=auditor, process_context=process_context, local_user=local_user,
             secure_cookies=bool(web.public_url and web.public_url.startswith("https://")),
+            console=console,
         )  # fmt: skip
         who = Principal(name=local_user, roles=frozenset({Role.ADMIN}), mode="local")
         auditor.record(

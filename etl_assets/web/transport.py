@@ -29,6 +29,7 @@ from etl_assets.web.roles import may, may_mutate
 from resources.deployment import LOOPBACK_HOSTS
 
 ORIGIN_REFUSED_KEY = "dm.origin_refused"
+CSRF_KEY = "dm.csrf"  # the session's CSRF token (None without a session), for the console's forms
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSRF_HEADER = "x-dm-csrf"
 REPORT_PREFIXES = (
@@ -100,6 +101,7 @@ class SignInMiddleware:
             await self._refuse(scope, receive, send, refusal)
             return
         scope[PRINCIPAL_KEY] = principal
+        scope[CSRF_KEY] = csrf
         await self.app(scope, receive, self._with_headers(send))
 
     # --- rules --------------------------------------------------------------------------------

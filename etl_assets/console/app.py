@@ -1,0 +1,53 @@
+"""The console's Starlette application: the routes of every page module, the static files,
+and the 403/404 pages. `dmetl serve` mounts it at `/console` (etl_assets/web/server.py)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from etl_assets.console import framework
+from etl_assets.console.framework import PREFIX, Console, Ctx
+from etl_assets.console.pages import (
+    audit,
+    config,
+    connections,
+    control,
+    corrections,
+    home,
+    modules,
+    outbox,
+    scripts,
+)
+
+# Every page module exports `routes: list[Route]`; add a new one here.
+PAGE_MODULES: list[ModuleType] = [
+    home, modules, control, outbox, corrections, audit, connections, scripts, config
+]  # fmt: skip
+
+
+def routes() -> list[Route | Mount]:
+    collected: list[Route | Mount] = []
+    for module in PAGE_MODULES:
+        collected.extend(module.routes)
+    static = StaticFiles(directory=str(framework.TEMPLATES.with_name("static")))
+    collected.append(Mount(f"{PREFIX}/static", app=static, name="static"))
+    return collected
+
+
+async def _not_found(request: Request, exc: HTTPException) -> Response:
+    ctx = Ctx(request, request.app.state.console)
+    title = "Not found" if exc.status_code == 404 else "Not allowed"
+    return framework.render(ctx, "problem.html", exc.status_code, title=title, message=exc.detail)
+
+
+def build_console_app(console: Console) -> Starlette:
+    app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_found})
+    app.state.console = console
+    return app
