@@ -34,10 +34,17 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
 __all__ = [
     "BaseWorkspaceRequestContext",
+    "CheckRunHealthResult",
+    "ConfigurableClass",
+    "ConfigurableClassData",
+    "ExecuteRunArgs",
     "JobSubsetSelector",
+    "LaunchRunContext",
     "ReexecutionStrategy",
     "RemoteSchedule",
     "RemoteSensor",
+    "RunLauncher",
+    "WorkerStatus",
     "WorkspaceFileTarget",
     "WorkspaceProcessContext",
     "validate_instance_config",
@@ -57,19 +64,6 @@ def validate_instance_config(folder: str, filename: str = "dagster.yaml") -> dic
     """Dagster's own validation of an instance config file (storage, launcher, coordinator...)."""
     config, _ = dagster_instance_config(folder, filename)
     return config
-
-
-__all__ = [
-    "CheckRunHealthResult",
-    "ConfigurableClass",
-    "ConfigurableClassData",
-    "ExecuteRunArgs",
-    "LaunchRunContext",
-    "RunLauncher",
-    "WorkerStatus",
-    "validate_instance_config",
-    "without_instance_state",
-]
 
 
 @contextmanager

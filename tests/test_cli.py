@@ -64,9 +64,17 @@ def test_upload_waits_for_approval(tmp_path, dagster_home, pg_url, monkeypatch, 
     assert "waiting for approval" in failure.step_failure_data.error.message
     assert main(["approve", "shop", "0.1.9", "--by", "tm@example.org"]) == 1  # never prepared
     assert "shop 0.1.9 is not in the outbox" in capsys.readouterr().err
+    assert main(["approve", "shop", "0.1.1", "--by", "tm@example.org", "--no-upload"]) == 0
+    assert "dm_approved_uploads sensor runs shop_upload_job" in capsys.readouterr().out
+    assert main(["versions", "shop"]) == 0
+    assert "no published version yet" in capsys.readouterr().out
+    # without --no-upload the upload runs at once through the instance: no daemon needed
     assert main(["approve", "shop", "0.1.1", "--by", "tm@example.org"]) == 0
-    result = run_version(tmp_path / "shop", "0.1.1", res, instance, job="shop_upload_job")
-    assert result.success
+    assert "shop 0.1.1: succeeded" in capsys.readouterr().out
+    assert main(["versions", "shop"]) == 0
+    assert "0.1.1" in capsys.readouterr().out
+    uploads = instance.get_run_records(dg.RunsFilter(job_name="shop_upload_job"))
+    assert uploads[0].dagster_run.tags["dm/trigger"] == "approval"
 
 
 @pytest.mark.parametrize("cmd", [["run", "nope"]])

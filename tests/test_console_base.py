@@ -18,20 +18,22 @@ from etl_assets.console.framework import (
     redirect,
     require,
 )
+from etl_assets.definitions import build_definitions
 from etl_assets.web.auditing import Auditor
 from etl_assets.web.context import PRINCIPAL_KEY
 from etl_assets.web.identity import Principal
 from etl_assets.web.roles import Role
-from resources.deployment import AuditSettings
+from resources.deployment import AuditSettings, Deployment
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from tests.conftest import EXAMPLES
 
 SECRET = b"console-test-secret"
 
 
 @require("version.approve")
 def _approve(ctx: Ctx):
-    return redirect("/console/", "approved")
+    return redirect(ctx, "/console/", "approved")
 
 
 def _with_principal(app, principal: Principal):
@@ -87,6 +89,9 @@ def test_guard_and_csrf(console):
     assert c.post("/console/test-approve", data={"csrf": token + "x"}).status_code == 403
     done = c.post("/console/test-approve", data={"csrf": token}, follow_redirects=False)
     assert done.status_code == 303
+    assert 'role="status">approved<' in c.get(done.headers["location"]).text
+    forged = c.get("/console/?done=Your+account+is+locked&sig=0").text
+    assert "Your account is locked" not in forged  # only the console's own messages show
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
             "SELECT actor, outcome, body::jsonb #>> '{detail,action}' FROM dm_audit.events"
@@ -97,10 +102,6 @@ def test_guard_and_csrf(console):
 
 
 def test_every_asset_links_to_its_module_console_page(tmp_path):
-    from etl_assets.definitions import build_definitions
-    from resources.deployment import Deployment
-    from tests.conftest import EXAMPLES
-
     env = {"DAGSTER_HOME": str(tmp_path), "DM_WEB_PUBLIC_URL": "https://etl.example.org/"}
     defs, _ = build_definitions(EXAMPLES, Deployment.from_environ(env))
     with dg.instance_for_test():

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -23,10 +24,10 @@ from tests.conftest import EXAMPLES, ROOT
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port
 from tests.test_web_browser import browser  # noqa: F401 - the module-scoped Chromium fixture
-from tests.web_helpers import dmetl_serve, serve_env
+from tests.web_helpers import dmetl_serve, docs_images, serve_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-SHOTS = ROOT / "docs" / "img" / "console"
+SHOTS = docs_images("console")
 ROLES = "groups:\n  etl-ops: [task_manager]\n  data-mgrs: [data_manager]\ndefault: [viewer]\n"
 USERS = {
     "tara": ("tara@example.org", ["etl-ops"]),  # task manager
@@ -65,9 +66,8 @@ def site(tmp_path_factory, pg_server_url):
     """clinic 1.0.1 published and 1.0.2 prepared (waiting for approval), then `dmetl serve`
     with OIDC sign-in in front of them."""
     tmp = tmp_path_factory.mktemp("console")
-    name = "dmtest_console_browser"
+    name = f"dmtest_console_{uuid.uuid4().hex[:10]}"  # other worktrees run this file too
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     pg_url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
     modules = tmp / "datamodules"
@@ -91,6 +91,8 @@ def site(tmp_path_factory, pg_server_url):
             served.pg_url = pg_url  # type: ignore[attr-defined]
             served.outbox = tmp / "outbox"  # type: ignore[attr-defined]
             yield served
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +159,14 @@ def audit_rows(site, action: str) -> list[dict]:
 
 def test_view_prepared_data(site, users):
     page = users["dana"]
-    page.goto(f"{site.url}/console/modules")
-    page.get_by_role("link", name="clinic", exact=True).click()
-    expect(page.get_by_role("table", name="Versions")).to_contain_text("waiting for approval")
-    page.get_by_role("link", name="1.0.2", exact=True).click()
+    page.goto(f"{site.url}/console/")
+    page.get_by_role("link", name="Outbox", exact=True).click()
+    prepared = page.get_by_role("table", name="Prepared versions")
+    expect(prepared).to_contain_text("waiting for approval")
+    named(page)
+    shot(page, "outbox")
+    page.get_by_role("link", name="clinic 1.0.2", exact=True).click()
+    expect(page.locator("#version-state")).to_have_text("waiting for approval")
     page.get_by_role("link", name="Review patients").click()
     expect(page.locator("#row-count")).to_have_text(re.compile(r"^\d+$"))
     privacy = page.get_by_role("table", name="Privacy models")
@@ -197,6 +203,12 @@ def test_view_prepared_data(site, users):
 
 def test_manage_prepared_data(site, users):
     page = users["dana"]
+    page.goto(f"{site.url}/console/modules/clinic/versions/1.0.2")
+    page.get_by_role("link", name="Review wards").click()
+    page.get_by_role("link", name="Edit wards W-CAR").click()  # prefilled with the record
+    prefilled = json.loads(page.get_by_label("Changes (JSON)").input_value())
+    assert prefilled["changes"][0]["key"] == {"ward_id": "W-CAR"}
+    assert prefilled["changes"][0]["values"]["name"] == "Cardiology"
     page.goto(f"{site.url}/console/modules/clinic/versions/1.0.2")
     page.get_by_role("link", name="Correct records of 1.0.2").click()
     changes = {"changes": [
@@ -266,6 +278,13 @@ def test_process_etl_task(site, users):
     expect(page.get_by_text("Triggered by")).to_be_visible()
     expect(page.locator("dd").filter(has_text="tara@example.org").first).to_be_visible()
     shot(page, "process-etl-task")
+    # reject it with a reason: it stays in the outbox, rejected, until corrected or discarded
+    refused(users["dana"], site, "/console/modules/clinic/versions/1.0.3/reject", {"reason": "x"})
+    page.get_by_label("Reason for rejecting").fill("visits of the new ward are missing")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.get_by_role("status")).to_contain_text("Rejected clinic 1.0.3")
+    assert page.locator("#version-state").inner_text() == "rejected"
+    expect(page.get_by_role("list", name="History")).to_contain_text("Rejected by tara@example.org")
     launches = [e for e in audit_rows(site, "run.launch") if e["body"]["detail"].get("job")]
     assert launches[-1]["actor"] == "tara@example.org"
     assert launches[-1]["body"]["target"]["version"] == "1.0.3"
@@ -289,7 +308,7 @@ def test_stop_etl_task_with_discard(site, users):
     assert page.locator("#version-state").inner_text() == "discarded"
     time.sleep(2)  # a run that was terminated writes nothing afterwards
     assert not (site.outbox / "published" / "clinic" / "1.0.4").exists()
-    [stop] = audit_rows(site, "run.stop")
+    [stop] = audit_rows(site, "version.stop")
     assert stop["actor"] == "tara@example.org" and stop["body"]["detail"]["discard"] is True
     # pause and resume the module (its schedule)
     page.goto(f"{site.url}/console/modules/clinic")

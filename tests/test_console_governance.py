@@ -18,15 +18,15 @@ import pytest
 from oidc_provider_mock import User
 from playwright.sync_api import expect, sync_playwright
 
-from etl_assets.governance.drafts import validate_draft
+from etl_assets.drafts import validate_draft
 from tests.conftest import EXAMPLES, ROOT
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port, smtp_inbox
-from tests.web_helpers import dmetl_serve, serve_env
+from tests.web_helpers import dmetl_serve, docs_images, serve_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = ROOT / "docs" / "img" / "console"
+SHOTS = docs_images("console")
 ROLES = (
     "groups:\n  editors: [task_editor]\n  owners: [connection_owner]\n  ops: [task_manager]\n"
     "default: [viewer]\n"

@@ -4,6 +4,7 @@ compared with the version's PostgreSQL relation and its outbox Parquet."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -22,8 +23,9 @@ from mlcroissant._src.core.rdf import make_context
 from psycopg import sql
 
 from etl_assets.metadata.loader import load_module
+from etl_assets.metadata.module import KeepPublished
 from etl_assets.publish.croissant import CROISSANT_CONTEXT, croissant, croissant_type
-from etl_assets.publish.croissant_rai import provenance
+from etl_assets.publish.croissant_rai import provenance, rai_properties
 from etl_assets.publish.postgres import version_table
 from etl_assets.results import AnonymizeCounts, TableOutcome
 from etl_assets.stages import asset_key
@@ -347,3 +349,14 @@ def test_a_location_an_upload_script_reports_loses_its_password(published):
     assert "hunter2" not in json.dumps(doc)
     described = {d["@id"]: d["description"] for d in doc["distribution"]}
     assert "postgresql://loader:***@db.example.org/research" in described["patients.parquet"]
+
+
+def test_the_maintenance_plan_says_how_long_versions_stay_readable():
+    loaded = load_module(conftest.EXAMPLES / "clinic")
+    plan = rai_properties(loaded, {})["rai:dataReleaseMaintenancePlan"]
+    assert "Every published version stays readable" in plan and "current.json" in plan
+    kept = loaded.model.model_copy(update={"keepPublished": KeepPublished(versions=3, days=90)})
+    plan = rai_properties(dataclasses.replace(loaded, model=kept), {})[
+        "rai:dataReleaseMaintenancePlan"
+    ]
+    assert "the 3 highest or those published in the last 90 days" in plan

@@ -51,33 +51,6 @@ def test_definitions_validate_without_a_stale_instance(tmp_path):
         stale.__exit__(None, None, None)
 
 
-def test_run_launcher_contract(tmp_path):
-    """What `ProcessGroupRunLauncher` relies on: run monitoring asks the launcher about every
-    STARTED run and fails it on FAILED; a dead recorded worker is FAILED, a live one RUNNING."""
-    import inspect
-    import subprocess
-
-    from dagster._daemon.monitoring import run_monitoring
-
-    from etl_assets._dagster_private import ExecuteRunArgs, WorkerStatus
-    from etl_assets.run_worker import RunWorker, worker_health
-
-    source = inspect.getsource(run_monitoring.monitor_started_run)
-    assert "supports_check_run_worker_health" in source and "report_run_failed" in source
-    assert "set_exit_code_on_failure" in ExecuteRunArgs.__annotations__ or hasattr(
-        ExecuteRunArgs, "set_exit_code_on_failure"
-    )
-    assert worker_health("r1", RunWorker.current().tag()).status == WorkerStatus.RUNNING
-    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    worker = RunWorker.of(child.pid, own_group=True)
-    child.kill()
-    child.wait()
-    result = worker_health("r2", worker.tag())
-    assert result.status == WorkerStatus.FAILED and str(child.pid) in result.msg
-    # a recycled pid is not the worker: another start time
-    assert not RunWorker(worker.host, os.getpid(), worker.started).alive()
-
-
 def test_run_control_contract():
     """What etl_assets/orchestration/control.py calls, as Dagster 1.13 spells it."""
     import inspect
@@ -103,3 +76,30 @@ def test_run_control_contract():
         "schedule_selector_id",
     ]
     assert "workspace" in inspect.signature(dg.DagsterInstance.submit_run).parameters
+
+
+def test_run_launcher_contract(tmp_path):
+    """What `ProcessGroupRunLauncher` relies on: run monitoring asks the launcher about every
+    STARTED run and fails it on FAILED; a dead recorded worker is FAILED, a live one RUNNING."""
+    import inspect
+    import subprocess
+
+    from dagster._daemon.monitoring import run_monitoring
+
+    from etl_assets._dagster_private import ExecuteRunArgs, WorkerStatus
+    from etl_assets.run_worker import RunWorker, worker_health
+
+    source = inspect.getsource(run_monitoring.monitor_started_run)
+    assert "supports_check_run_worker_health" in source and "report_run_failed" in source
+    assert "set_exit_code_on_failure" in ExecuteRunArgs.__annotations__ or hasattr(
+        ExecuteRunArgs, "set_exit_code_on_failure"
+    )
+    assert worker_health("r1", RunWorker.current().tag()).status == WorkerStatus.RUNNING
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    worker = RunWorker.of(child.pid, own_group=True)
+    child.kill()
+    child.wait()
+    result = worker_health("r2", worker.tag())
+    assert result.status == WorkerStatus.FAILED and str(child.pid) in result.msg
+    # a recycled pid is not the worker: another start time
+    assert not RunWorker(worker.host, os.getpid(), worker.started).alive()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from etl_assets import drafts
 from etl_assets.cli import main
-from etl_assets.governance import drafts
 from etl_assets.governance.connections import Actor, GovernanceError
 from etl_assets.governance.scripts import release_script
 from etl_assets.metadata.loader import load_module

@@ -18,6 +18,7 @@ from etl_assets.cli import main
 from etl_assets.metadata.loader import load_module
 from etl_assets.orchestration.versions import VersionRefused, allocate
 from resources import PostgresResource
+from resources.deployment import SecretsResource
 from schedules import build_schedule
 from sensors import build_source_sensor
 from tests.conftest import ROOT
@@ -110,7 +111,8 @@ def test_a_version_that_is_running_is_refused_with_the_run_named(tmp_path, pg_ur
 
 def test_schedule_and_sensor_never_pick_the_same_version(modules_dir, pg_url):
     loaded = load_module(modules_dir / "clinic")
-    res = {"postgres": PostgresResource(url=pg_url)}
+    # the source sensor reads secret-bearing sources (S3, Kafka, SFTP, PostgreSQL) too
+    res = {"postgres": PostgresResource(url=pg_url), "secrets": SecretsResource()}
     schedule, sensor = build_schedule(loaded), build_source_sensor(loaded)
     with dg.instance_for_test() as instance:
         cursor = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=res))

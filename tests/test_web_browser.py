@@ -22,7 +22,7 @@ from etl_assets.stages import STAGES
 from tests.conftest import EXAMPLES
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port
-from tests.web_helpers import LOCATION, dmetl_serve, serve_env
+from tests.web_helpers import LOCATION, dmetl_serve, docs_images, serve_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -211,7 +211,7 @@ def test_viewer_sees_disabled_controls_and_task_manager_launches(browser, site):
 
 
 LINEAGE = "/locations/datamodule_etl/asset-groups/{module}/lineage"
-LINEAGE_SHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "lineage.png"
+LINEAGE_SHOT = docs_images() / "lineage.png"
 
 
 def test_every_lineage_box_says_its_stage_and_table(browser, site):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,3 +131,17 @@ def gql(served: Served, query: str, variables: dict | None = None, headers: dict
         return resp.status_code, resp.json()
     except json.JSONDecodeError:
         return resp.status_code, {"text": resp.text}
+
+
+def docs_images(*parts: str) -> Path:
+    """Where the browser tests save the screenshots the docs show: `docs/img/...` when
+    DM_DOCS_SCREENSHOTS is set (to refresh them), else a temporary folder, so that running the
+    suite leaves the work tree clean."""
+    root = Path(__file__).resolve().parent.parent
+    if os.environ.get("DM_DOCS_SCREENSHOTS"):
+        base = root / "docs" / "img"
+    else:
+        base = Path(tempfile.gettempdir()) / "dm-docs-screenshots"
+    folder = base.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -37,7 +37,6 @@ class Action(StrEnum):
     ROLE_CHANGE = "roles.change"
     CHECKPOINT = "audit.checkpoint"
     CONSOLE_REFUSED = "console.refused"  # a console page or form refused (role or CSRF)
-    RUN_STOP = "run.stop"  # a running version stopped from the console; detail.discard
     MODULE_PAUSE = "module.pause"  # dmetl pause: detail.stopped lists the schedules/sensors
     MODULE_RESUME = "module.resume"
     TICK_SKIP = "schedule.skip"  # the next scheduled tick of a module will be skipped

@@ -45,11 +45,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("module")
     c.add_argument("--diff", nargs=2, metavar=("OLD", "NEW"), help="compare two versions' metadata")
     c.set_defaults(fn=cmd_history)
-    c = sub.add_parser("approve", help="approve the upload of a prepared version")
+    c = sub.add_parser("approve", help="approve a prepared version and run its upload")
     c.add_argument("module")
     c.add_argument("version")
     c.add_argument("--by")
     c.add_argument("--comment")
+    c.add_argument(
+        "--no-upload", action="store_true",
+        help="only record the approval (the daemon's approvals sensor uploads it)",
+    )  # fmt: skip
     c.set_defaults(fn=cmd_approve)
     c = sub.add_parser("demo", help="run every module end to end and say where to look")
     c.set_defaults(fn=cmd_demo)

@@ -10,8 +10,8 @@ import getpass
 import sys
 from pathlib import Path
 
+from etl_assets import drafts
 from etl_assets.cli.session import Session
-from etl_assets.governance import drafts
 from etl_assets.governance.connections import Actor, GovernanceError
 
 

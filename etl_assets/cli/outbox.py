@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from etl_assets import audit, registry, semver
+from etl_assets import audit, registry
 from etl_assets.cli.session import Session
 from etl_assets.console import outbox_view, store
 from etl_assets.console.changes import ChangeSet, ChangeSetError, correctable_tables
@@ -50,9 +50,8 @@ def _show_table(session: Session, loaded, version: str, name: str, page_no: int)
     table = next(t for t in loaded.model.tables if name in t.published_names)
     df = outbox.read_table(loaded.name, version, name)
     with session.postgres.connect(autocommit=True) as conn:
-        published = [r["version"] for r in registry.list_versions(conn, loaded.name)]
-    older = [v for v in published if semver.is_version(v) and v != version]
-    current = max(older, key=semver.parse) if older else None
+        current = registry.current_version(conn, loaded.name)
+    current = current if current != version else None
     old = None
     if current and outbox.has_table(loaded.name, current, name):
         old = outbox.read_table(loaded.name, current, name)

@@ -14,7 +14,7 @@ from etl_assets.cli.session import Session
 from etl_assets.connections import secret_names
 from etl_assets.definitions import BuiltModule, load_catalog
 from etl_assets.failures import root_cause
-from etl_assets.orchestration.jobs import triggered_job_name
+from etl_assets.orchestration.jobs import prepare_job_name, triggered_job_name
 from etl_assets.orchestration.versions import VersionRefused, allocate
 from etl_assets.results import CleanCounts, StageResultMissing, UploadCounts
 from etl_assets.run_worker import RunWorker, fail_dead_runs
@@ -112,6 +112,14 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         instance, session.postgres, loaded, trigger="cli", version=version, run_id=run_id
     )
     job = triggered_job_name(module.name, loaded.model.autoUpload)
+    return execute(session, module, job, version, run_id, trigger="cli")
+
+
+def execute(
+    session: Session, module: BuiltModule, job: str, version: str, run_id: str, trigger: str
+) -> RunSummary:
+    """Run `job` of `module` for `version` in this process, recorded on the instance."""
+    instance = session.instance
     print(f"==> {module.name} {version}: running {job} (DAGSTER_HOME={instance.root_directory})")
     defs = dg.Definitions(
         assets=module.definitions.assets,
@@ -129,7 +137,7 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         # the daemon cannot re-execute an in-process run (no code location), so no run retry
         tags={
             "dm/module": module.name,
-            "dm/trigger": "cli",
+            "dm/trigger": trigger,
             "dagster/max_retries": "0",
             **RunWorker.current().tag(),
         },
@@ -137,7 +145,7 @@ def run_module(session: Session, module: BuiltModule, version: str | None = None
         run_config={"loggers": {"console": {"config": {}}}},
     )
     summary = summarize(result, module, version)
-    summary.prepared_only = not loaded.model.autoUpload
+    summary.prepared_only = job == prepare_job_name(module.name)
     if not summary.success:
         print_failures(summary.failures, summary.run_id, instance)
     return summary

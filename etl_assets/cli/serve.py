@@ -8,6 +8,7 @@ from pathlib import Path
 
 from etl_assets.audit import checkpoints
 from etl_assets.cli.session import Session
+from etl_assets.console.app import console_factory
 from etl_assets.console.framework import ConsoleServices
 from etl_assets.web.identity import RoleMappingError
 from etl_assets.web.server import ServeError, ServeOptions, serve
@@ -46,7 +47,7 @@ def cmd_serve(args: argparse.Namespace, session: Session) -> int:
         web = web_settings(session.deployment)
         settings = audit_settings(session.deployment)
         store = checkpoint_store(session, settings.checkpoints)
-        console = ConsoleServices(
+        services = ConsoleServices(
             instance=session.instance,
             postgres=session.postgres,
             outbox=session.outbox,
@@ -55,6 +56,7 @@ def cmd_serve(args: argparse.Namespace, session: Session) -> int:
             checkpoint_store=store,
             storage=ParquetIOManager(base_dir=session.deployment.storage_root),
         )
+
         serve(
             web=web,
             audit_settings=settings,
@@ -63,7 +65,7 @@ def cmd_serve(args: argparse.Namespace, session: Session) -> int:
             options=ServeOptions(args.host, args.port, Path(args.workspace), not args.no_daemon),
             local_user=local_user_name(),
             checkpoint_store=store,
-            console=console,
+            console=console_factory(services),
         )
     except (DeploymentError, ServeError, RoleMappingError, checkpoints.CheckpointKeyError) as exc:
         print(f"dmetl serve: {exc}", file=sys.stderr)

@@ -1,16 +1,21 @@
 """`dmetl versions`, `dmetl history` and `dmetl approve`: published versions, the metadata
-behind them, and approving an upload."""
+behind them, and approving an upload (which then runs in this process through the instance, so
+no daemon is needed; `--no-upload` leaves it to the daemon's approvals sensor)."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
+import uuid
 
 from etl_assets import history, registry
+from etl_assets.cli.runs import execute, print_summary
 from etl_assets.cli.session import Session
 from etl_assets.console import store
+from etl_assets.definitions import load_catalog
 from etl_assets.metadata.loader import discover
+from etl_assets.orchestration.jobs import upload_job_name
 
 
 def cmd_versions(args: argparse.Namespace, session: Session) -> int:
@@ -83,8 +88,22 @@ def cmd_approve(args: argparse.Namespace, session: Session) -> int:
             )
             return 1
         registry.approve(conn, args.module, args.version, by, args.comment or "")
-    print(
-        f"approved {args.module} {args.version} for upload (by {by});"
-        f" run the {args.module}_upload_job for partition {args.version}"
+    if args.no_upload:
+        print(
+            f"approved {args.module} {args.version} for upload (by {by}); the daemon's"
+            f" dm_approved_uploads sensor runs {upload_job_name(args.module)} for it"
+        )
+        return 0
+    print(f"approved {args.module} {args.version} for upload (by {by})")
+    module = load_catalog(session.deployment.modules_dir, only=args.module).module(args.module)
+    if module is None:
+        print(f"{args.module} does not build: run `dmetl validate`", file=sys.stderr)
+        return 1
+    job = upload_job_name(args.module)
+    summary = execute(session, module, job, args.version, str(uuid.uuid4()), trigger="approval")
+    print_summary(
+        summary,
+        session.outbox.version_uri(args.module, args.version),
+        session.outbox.restricted_uri(args.module, args.version),
     )
-    return 0
+    return 0 if summary.success else 1

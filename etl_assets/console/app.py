@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from etl_assets.console import framework
-from etl_assets.console.framework import PREFIX, Console, Ctx
+from etl_assets.console.framework import PREFIX, Console, ConsoleServices, Ctx
 from etl_assets.console.pages import (
     audit,
     config,
@@ -51,3 +51,13 @@ def build_console_app(console: Console) -> Starlette:
     app = Starlette(routes=routes(), exception_handlers={404: _not_found, 405: _not_found})
     app.state.console = console
     return app
+
+
+def console_factory(services: ConsoleServices):
+    """What `dmetl serve` hands the web layer: builds the app once the server has its auditor,
+    session secret and Dagster process context (see `etl_assets.web.server.ConsoleFactory`)."""
+
+    def build(auditor, secret: bytes, process_context) -> Starlette:
+        return build_console_app(Console(services, auditor, secret, process_context))
+
+    return build

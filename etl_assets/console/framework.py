@@ -34,7 +34,7 @@ from resources.deployment import AuditSettings
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 
-PREFIX = "/console"
+PREFIX = "/console"  # etl_assets/web/server.py routes it here (CONSOLE_PREFIX)
 CSRF_FIELD = "csrf"
 
 MAX_FORM_BYTES = 4 << 20
@@ -142,20 +142,50 @@ _env = jinja2.Environment(
 )
 
 
+def cell(value: Any) -> str:
+    """A table cell: empty for a missing value (None, NaN, pandas' NA)."""
+    if value is None:
+        return ""
+    try:
+        if value != value or str(value) in ("<NA>", "NaT"):  # NaN, NA
+            return ""
+    except (TypeError, ValueError):  # NA's truth value is ambiguous
+        return ""
+    return str(value)
+
+
+_env.filters["cell"] = cell
+
+
 def template_env() -> jinja2.Environment:
     return _env
 
 
 def render(ctx: Ctx, template: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = _env.get_template(template).render(ctx=ctx, prefix=PREFIX, **values)
+    html = _env.get_template(template).render(ctx=ctx, prefix=PREFIX, notice=notice(ctx), **values)
     return HTMLResponse(html, status, headers={"cache-control": "no-store"})
 
 
-def redirect(path: str, message: str | None = None) -> RedirectResponse:
-    """After a POST: back to a page (303, so a reload does not repeat the action)."""
+def _sign(ctx: Ctx, message: str) -> str:
+    return hmac.new(ctx.console.secret, f"done\0{message}".encode(), "sha256").hexdigest()[:20]
+
+
+def redirect(ctx: Ctx, path: str, message: str | None = None) -> RedirectResponse:
+    """After a POST: back to a page (303, so a reload does not repeat the action) that says
+    what was done; the message is signed, so a link cannot make the console say anything."""
     if message:
-        path += ("&" if "?" in path else "?") + urlencode({"done": message})
+        query = urlencode({"done": message, "sig": _sign(ctx, message)})
+        path += ("&" if "?" in path else "?") + query
     return RedirectResponse(path, 303)
+
+
+def notice(ctx: Ctx) -> str | None:
+    """The signed message of the redirect that led here, if any."""
+    message = ctx.request.query_params.get("done")
+    sig = ctx.request.query_params.get("sig", "")
+    if message and hmac.compare_digest(sig, _sign(ctx, message)):
+        return message
+    return None
 
 
 def forbidden(ctx: Ctx, action: str, why: str | None = None) -> HTMLResponse:

@@ -3,15 +3,13 @@ the daemon when one runs, launched at once when none does)."""
 
 from __future__ import annotations
 
-import time
-
 import dagster as dg
 
 from etl_assets.console.catalog import ModuleSummary
 from etl_assets.execution import MODULE_TAG
 from etl_assets.orchestration.jobs import triggered_job_name, upload_job_name
 from etl_assets.orchestration.versions import allocate
-from etl_assets.web._dagster_internals import USER_TAG, launch_job, set_instigator_running
+from etl_assets.web._dagster_internals import USER_TAG, launch_job
 from etl_assets.web.identity import Principal
 from resources.postgres import PostgresResource
 
@@ -43,22 +41,3 @@ def start_upload(workspace, module: str, version: str, principal: Principal) -> 
     """Launch the upload job of an approved version; the run id."""
     tags = run_tags(module, version, principal, "approval")
     return launch_job(workspace, upload_job_name(module), tags)
-
-
-def stop_run(instance: dg.DagsterInstance, run_id: str, wait_seconds: float = 30) -> bool:
-    """Cancel a queued run or terminate a started one, as Dagster's terminateRun does, and wait
-    (up to `wait_seconds`) until it has ended, so that nothing writes its outbox afterwards;
-    whether it ended."""
-    instance.run_coordinator.cancel_run(run_id)
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        run = instance.get_run_by_id(run_id)
-        if run is None or run.is_finished:
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def set_running(workspace, name: str, running: bool) -> str:
-    """Turn a module's schedule or sensor on or off; which kind it was."""
-    return set_instigator_running(workspace, name, running)

@@ -51,7 +51,10 @@ def column_stats(df: pd.DataFrame) -> list[ColumnStats]:
         stats = {"nulls": int(s.isna().sum()), "distinct": int(s.nunique(dropna=True))}
         numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
         if (numeric or pd.api.types.is_datetime64_any_dtype(s)) and s.notna().any():
-            stats["minimum"], stats["maximum"] = str(s.min()), str(s.max())
+            low, high = s.min(), s.max()
+            stats["minimum"], stats["maximum"] = (
+                (f"{float(low):.6g}", f"{float(high):.6g}") if numeric else (str(low), str(high))
+            )
             if numeric:
                 stats["mean"] = f"{float(s.mean()):.4g}"
         out.append(ColumnStats(str(name), _type(s), **stats))

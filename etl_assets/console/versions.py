@@ -101,7 +101,8 @@ def module_runs(instance: dg.DagsterInstance, module: str) -> dict[str, list[Run
     return out
 
 
-def _state(v: VersionInfo, module: str, published: set[str]) -> str:
+def version_state(v: VersionInfo, module: str, published: set[str]) -> str:
+    """The state of `v` (before "published" is split into current and superseded)."""
     last = v.decisions[-1].decision if v.decisions else None
     if last == "discarded":
         return "discarded"
@@ -130,11 +131,13 @@ def module_versions(
     approvals = registry.module_approvals(conn, module)
     published = {r["version"]: r for r in registry.list_versions(conn, module)}
     decided = store.decisions(conn, module)
+    discarded = registry.discarded_versions(conn, module)
     runs = module_runs(instance, module)
     in_outbox = set(outbox.versions(module))
-    names = {*allocations, *approvals, *published, *decided, *runs, *in_outbox}
+    names = {*allocations, *approvals, *published, *decided, *runs, *in_outbox, *discarded}
     names = {n for n in names if semver.is_version(n)}
-    current = max(published, key=semver.parse) if published else None
+    current = registry.current_version(conn, module)
+    expired = {n for n, r in published.items() if r.get("state") == registry.EXPIRED}
     out = []
     for name in sorted(names, key=semver.parse, reverse=True):
         v = VersionInfo(
@@ -147,8 +150,10 @@ def module_versions(
         v.triggered_at = first.created if first else (alloc["allocated_at"] if alloc else None)
         if name in published:
             v.published_at = published[name]["published_at"]
-        v.state = _state(v, module, set(published))
-        if v.state == "published" and name != current:
+        v.state = "discarded" if name in discarded else version_state(v, module, set(published))
+        if v.state == "published" and name in expired:
+            v.state, v.note = "expired", "its published data was removed by retention"
+        elif v.state == "published" and name != current:
             v.state = "superseded"
         v.current = name == current
         if v.state == "failed" and v.run and v.run.status == "CANCELED":

@@ -237,11 +237,27 @@ def rai_properties(loaded: LoadedModule, outcomes: Mapping[str, TableOutcome]) -
             "records that could not meet the privacy models were suppressed (removed), which can"
             " shift distributions; noise and permutations change individual values",
         ],
-        "rai:dataReleaseMaintenancePlan": "Each run publishes a new version (semver). Every"
-        " published version keeps its own folder with this file and its own PostgreSQL relations"
-        " (<table>__v<major>_<minor>_<patch>); <schema>.<table> is the current version."
-        f" Prepared versions that are never uploaded expire after {model.retentionDays} days.",
+        "rai:dataReleaseMaintenancePlan": _maintenance(model),
     }
+
+
+def _maintenance(model) -> str:
+    """How versions are released and how long each stays readable (the module's retention)."""
+    keep = model.keepPublished
+    if keep is None:
+        kept = "Every published version stays readable"
+    else:
+        limits = [f"the {keep.versions} highest"] if keep.versions else []
+        limits += [f"those published in the last {keep.days} days"] if keep.days else []
+        kept = f"Published versions stay readable while they are {' or '.join(limits)}"
+    return (
+        "Each run publishes a new version (semver). "
+        + kept
+        + " (the current one always), each in its own folder with this file and its own"
+        " PostgreSQL relations (<table>__v<major>_<minor>_<patch>); <schema>.<table> serves"
+        " the current version and published/<module>/current.json names its folder. Prepared"
+        f" versions that are never uploaded expire after {model.retentionDays} days."
+    )
 
 
 def provenance(

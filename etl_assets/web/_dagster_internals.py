@@ -5,9 +5,8 @@ them fails there, not in production.
 Dagster 1.13 has no public API for per-request permissions or for wrapping its webserver: the
 hooks are `WorkspaceProcessContext.create_request_context`, a `WorkspaceRequestContext` whose
 `permissions*` we override, and `DagsterWebserver`'s GraphQL endpoints. Nor for launching a job
-of a code location through the instance, or turning its schedules and sensors on and off, from a
-server process (the console does both): `launch_job` and `set_instigator_running` take the path
-Dagster's own `launchRun`, `startSchedule` and `stopSensor` mutations take.
+of a code location through the instance from a server process (the console does):
+`launch_job` takes the path Dagster's own `launchRun` mutation takes.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ __all__ = [
     "WorkspaceRequestContext",
     "graphql_schema",
     "launch_job",
-    "set_instigator_running",
     "webserver_version",
 ]
 
@@ -50,7 +48,7 @@ def graphql_schema():
 
 
 class JobNotFound(LookupError):
-    """No loaded code location has the job (or the schedule or sensor)."""
+    """No loaded code location has the job."""
 
 
 def _repositories(context: WorkspaceRequestContext):
@@ -78,26 +76,3 @@ def launch_job(context: WorkspaceRequestContext, job_name: str, tags: dict[str, 
             context.instance.submit_run(run.run_id, workspace=context)
             return run.run_id
     raise JobNotFound(f"no loaded code location has a job named {job_name!r}")
-
-
-def set_instigator_running(context: WorkspaceRequestContext, name: str, running: bool) -> str:
-    """Start or stop the schedule or sensor `name`; which kind it was."""
-    instance = context.instance
-    for _, _, repo in _repositories(context):
-        if repo.has_schedule(name):
-            schedule = repo.get_schedule(name)
-            if running:
-                instance.start_schedule(schedule)
-            else:
-                instance.stop_schedule(
-                    schedule.get_remote_origin_id(), schedule.selector_id, schedule
-                )
-            return "schedule"
-        if repo.has_sensor(name):
-            sensor = repo.get_sensor(name)
-            if running:
-                instance.start_sensor(sensor)
-            else:
-                instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
-            return "sensor"
-    raise JobNotFound(f"no loaded code location has a schedule or sensor named {name!r}")

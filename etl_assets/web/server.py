@@ -7,18 +7,16 @@ import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from etl_assets import audit
 from etl_assets.audit import checkpoints
-from etl_assets.console.app import build_console_app
-from etl_assets.console.framework import PREFIX as CONSOLE_PREFIX
-from etl_assets.console.framework import Console, ConsoleServices
 from etl_assets.web._dagster_internals import WorkspaceFileTarget, webserver_version
 from etl_assets.web.auditing import Auditor
 from etl_assets.web.auth_routes import AuthRoutes
@@ -34,6 +32,11 @@ from resources.deployment import LOOPBACK_HOSTS, AuditSettings, WebSettings
 from resources.postgres import PostgresResource
 
 log = logging.getLogger("dmetl.serve")
+
+CONSOLE_PREFIX = "/console"
+# builds the console's ASGI app from the server's auditor, session secret and process context;
+# given by `dmetl serve` (etl_assets/cli/serve.py), so the web layer does not import the console
+ConsoleFactory = Callable[[Auditor, bytes, RoleProcessContext], ASGIApp]
 
 
 class ServeError(RuntimeError):
@@ -82,7 +85,7 @@ def build_app(
     process_context: RoleProcessContext,
     local_user: str,
     secure_cookies: bool = False,
-    console: ConsoleServices | None = None,
+    console: ConsoleFactory | None = None,
 ):
     """The ASGI application: sign-in middleware → (auth routes | console | Dagster's
     webserver)."""
@@ -96,11 +99,7 @@ def build_app(
         authenticator, codec, auditor, oidc, web.proxy.logout_url if web.proxy else None
     )
     dagster_app = DmWebserver(process_context, auditor=auditor).create_asgi_app()
-    console_app = None
-    if console is not None:
-        console_app = build_console_app(
-            Console(console, auditor, web.session_secret, process_context)
-        )
+    console_app = console(auditor, web.session_secret, process_context) if console else None
     return SignInMiddleware(
         Router(routes.app(), dagster_app, console_app),
         authenticate=authenticator,
@@ -169,7 +168,7 @@ def serve(
     options: ServeOptions,
     local_user: str,
     checkpoint_store,
-    console: ConsoleServices | None = None,
+    console: ConsoleFactory | None = None,
 ) -> None:
     """Run until interrupted: the webserver in this process, the daemon beside it."""
     check_options(web, options)

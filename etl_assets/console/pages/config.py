@@ -8,10 +8,9 @@ from pathlib import Path
 
 from starlette.routing import Route
 
-from etl_assets import history
+from etl_assets import drafts, history
 from etl_assets.console.framework import PREFIX, Ctx, redirect, render, require
 from etl_assets.console.pages.connections import actor_of
-from etl_assets.governance import drafts
 from etl_assets.governance.connections import GovernanceError
 from etl_assets.metadata.loader import METADATA_FILES, is_module_folder
 
@@ -77,6 +76,7 @@ def upload(ctx: Ctx):
             warnings=result.warnings,
         )  # fmt: skip
     return redirect(
+        ctx,
         f"{PREFIX}/modules/{folder.name}/drafts/{draft.id}",
         f"Draft {draft.id} stored; it is not loaded until a task editor releases it.",
     )
@@ -115,6 +115,7 @@ def release(ctx: Ctx):
     except GovernanceError as exc:
         return render(ctx, "problem.html", 400, title="Draft not released", message=str(exc))
     return redirect(
+        ctx,
         f"{PREFIX}/modules/{folder.name}/config",
         f"Draft {draft.id} released as {draft.filename}; reload the code location to load it.",
     )
@@ -131,7 +132,7 @@ def discard(ctx: Ctx):
             drafts.discard_draft(conn, folder.name, draft.id, actor_of(ctx))
     except GovernanceError as exc:
         return render(ctx, "problem.html", 400, title="Draft not discarded", message=str(exc))
-    return redirect(f"{PREFIX}/modules/{folder.name}/config", f"Draft {draft.id} discarded.")
+    return redirect(ctx, f"{PREFIX}/modules/{folder.name}/config", f"Draft {draft.id} discarded.")
 
 
 routes = [

@@ -106,7 +106,9 @@ def create(ctx: Ctx):
     except GovernanceError as exc:
         return _form(ctx, values, create=True, error=str(exc), status=400)
     told = _tell_owners(ctx, saved, list(saved.owners))
-    return redirect(f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} created{told}.")
+    return redirect(
+        ctx, f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} created{told}."
+    )
 
 
 def _tell_owners(ctx: Ctx, saved: reg.RegisteredConnection, new_owners: list[str]) -> str:
@@ -144,7 +146,9 @@ def update(ctx: Ctx):
         return _form(ctx, values, create=False, error=str(exc), status=400)
     added = [o for o in saved.owners if before is None or o not in before.owners]
     told = _tell_owners(ctx, saved, added)
-    return redirect(f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} saved{told}.")
+    return redirect(
+        ctx, f"{PREFIX}/connections/{spec.name}", f"Connection {spec.name} saved{told}."
+    )
 
 
 @require("published.view")
@@ -187,6 +191,7 @@ def request_access(ctx: Ctx):
     )
     told = f"e-mailed to {', '.join(sent.recipients)}" if sent.sent else sent.note
     return redirect(
+        ctx,
         f"{PREFIX}/connections/{name}",
         f"Access request {request.id} sent to the owners of {name} ({told}).",
     )
@@ -235,6 +240,7 @@ def decide(ctx: Ctx):
     )
     told = f"e-mailed to {', '.join(sent.recipients)}" if sent.sent else sent.note
     return redirect(
+        ctx,
         f"{PREFIX}/access",
         f"Request {decided.id} of {decided.requested_by} {decided.status} ({told}).",
     )
@@ -260,7 +266,7 @@ def revoke(ctx: Ctx):
     sent = notify.decision_to_requester(smtp_settings(), revoked)
     told = f"e-mailed to {', '.join(sent.recipients)}" if sent.sent else sent.note
     return redirect(
-        f"{PREFIX}/access", f"Grant {revoked.id} of {revoked.grantee} revoked ({told})."
+        ctx, f"{PREFIX}/access", f"Grant {revoked.id} of {revoked.grantee} revoked ({told})."
     )
 
 

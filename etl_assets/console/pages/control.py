@@ -9,6 +9,7 @@ from etl_assets import audit, registry
 from etl_assets.console import catalog, launch, store
 from etl_assets.console.framework import PREFIX, Ctx, problem, redirect, render, require
 from etl_assets.console.versions import VersionInfo, find_version, module_versions
+from etl_assets.orchestration import control
 from etl_assets.orchestration.versions import VersionRefused
 from etl_assets.web._dagster_internals import JobNotFound
 
@@ -46,7 +47,7 @@ def start(ctx: Ctx):
         audit.Action.RUN_LAUNCH, target=audit.Target(module=m.name, version=version, run=run_id),
         detail={"job": "prepare", "trigger": "console"},
     )  # fmt: skip
-    return redirect(_page(m.name, version), f"Started {m.name} {version} (run {run_id[:8]}).")
+    return redirect(ctx, _page(m.name, version), f"Started {m.name} {version} (run {run_id[:8]}).")
 
 
 @require("version.approve")
@@ -84,7 +85,7 @@ def approve(ctx: Ctx):
         detail={"job": "upload", "trigger": "approval"},
     )
     message = f"Approved {m.name} {v.version}; its upload runs (run {run_id[:8]})."
-    return redirect(_page(m.name, v.version), message)
+    return redirect(ctx, _page(m.name, v.version), message)
 
 
 @require("version.reject")
@@ -103,7 +104,7 @@ def reject(ctx: Ctx):
         store.record_decision(conn, m.name, v.version, "rejected", ctx.principal.name, reason)
     ctx.audit(audit.Action.REJECTION, target=audit.Target(module=m.name, version=v.version),
               detail={"reason": reason})  # fmt: skip
-    return redirect(_page(m.name, v.version), f"Rejected {m.name} {v.version}.")
+    return redirect(ctx, _page(m.name, v.version), f"Rejected {m.name} {v.version}.")
 
 
 @require("run.control")
@@ -126,33 +127,37 @@ def stop(ctx: Ctx):
     if m is None:
         return problem(ctx, "No such module", f"No valid data module {ctx.param('module')!r}.", 404)
     discard = ctx.field("outbox") == "discard"
+    version = ctx.param("version")
+    target = audit.Target(module=m.name, version=version)
     with ctx.services.postgres.connect(autocommit=True) as conn:
         v = _version(ctx, conn, m.name)
         if v is None or v.state in ("published", "superseded"):
-            return problem(ctx, "Cannot stop", f"{m.name} {ctx.param('version')} is not stoppable.")
-        running = v.running
-        if running is not None:
-            if not launch.stop_run(ctx.services.instance, running.run_id) and discard:
-                return problem(
-                    ctx, "Still stopping",
-                    f"Run {running.run_id[:8]} has not ended yet; its outbox is kept. Try again.",
-                    409,
-                )  # fmt: skip
+            return problem(ctx, "Cannot stop", f"{m.name} {version} is not stoppable.")
+        try:
+            outcome = control.stop(
+                ctx.services.instance, conn, m.name, v.version, ctx.principal.name,
+                discard=discard, outbox=ctx.services.outbox, step_storage=ctx.services.storage,
+                wait_seconds=30,
+            )  # fmt: skip
+        except control.ControlRefused as exc:
+            ctx.audit(audit.Action.VERSION_STOP, target=target, outcome=audit.Outcome.ERROR,
+                      detail={"discard": discard, "reason": str(exc)[:300]})  # fmt: skip
+            return problem(ctx, "Could not stop", str(exc), 409)
+        runs = [c.run_id for c in outcome.canceled]
+        for run_id in runs:
             store.record_decision(conn, m.name, v.version, "stopped", ctx.principal.name,
-                                  run_id=running.run_id)  # fmt: skip
-        if discard:
-            ctx.services.outbox.delete_version(m.name, v.version)
+                                  run_id=run_id)  # fmt: skip
+        if outcome.discarded:
             registry.withdraw_approval(conn, m.name, v.version)
-            store.record_decision(conn, m.name, v.version, "discarded", ctx.principal.name,
-                                  run_id=running.run_id if running else None)  # fmt: skip
+            store.record_decision(conn, m.name, v.version, "discarded", ctx.principal.name)
     ctx.audit(
-        audit.Action.RUN_STOP,
-        target=audit.Target(module=m.name, version=v.version, run=running.run_id if running else None),
-        detail={"discard": discard, "was_running": running is not None},
+        audit.Action.VERSION_STOP, target=audit.Target(module=m.name, version=v.version,
+                                                       run=runs[0] if runs else None),
+        detail={"discard": outcome.discarded, "canceled": runs},
     )  # fmt: skip
-    what = ("Stopped" if running else "Kept") + f" {m.name} {v.version}"
+    what = ("Stopped" if runs else "Kept") + f" {m.name} {v.version}"
     return redirect(
-        _page(m.name, v.version), what + ("; its outbox is discarded." if discard else ".")
+        ctx, _page(m.name, v.version), what + ("; its outbox is discarded." if discard else ".")
     )
 
 
@@ -160,17 +165,22 @@ def _set_paused(ctx: Ctx, paused: bool):
     m = _module(ctx)
     if m is None:
         return problem(ctx, "No such module", f"No valid data module {ctx.param('module')!r}.", 404)
-    workspace = ctx.workspace()
-    changed = []
-    for a in m.automation:
-        try:
-            from_ = launch.set_running(workspace, a.name, not paused)
-        except JobNotFound as exc:
-            return problem(ctx, "Cannot change the schedule", str(exc), 409)
-        changed.append(f"{from_} {a.name}")
     action = audit.Action.MODULE_PAUSE if paused else audit.Action.MODULE_RESUME
-    ctx.audit(action, target=audit.Target(module=m.name), detail={"instigators": changed})
-    return redirect(_page(m.name), ("Paused " if paused else "Resumed ") + m.name + ".")
+    instance, workspace = ctx.services.instance, ctx.workspace()
+    with ctx.services.postgres.connect(autocommit=True) as conn:
+        try:
+            if paused:
+                changes = control.pause(instance, workspace, conn, m.name, ctx.principal.name)
+            else:
+                changes = control.resume(instance, workspace, conn, m.name)
+        except control.ControlRefused as exc:
+            ctx.audit(action, target=audit.Target(module=m.name), outcome=audit.Outcome.ERROR,
+                      detail={"reason": str(exc)[:300]})  # fmt: skip
+            return problem(ctx, "Cannot change the schedule", str(exc), 409)
+    changed = [c.name for c in changes if c.was_running != c.running]
+    ctx.audit(action, target=audit.Target(module=m.name),
+              detail={"stopped" if paused else "started": changed})  # fmt: skip
+    return redirect(ctx, _page(m.name), ("Paused " if paused else "Resumed ") + m.name + ".")
 
 
 @require("run.control")

@@ -13,11 +13,37 @@ from etl_assets.console import catalog
 from etl_assets.console.changes import ChangeSet, ChangeSetError, correctable_tables
 from etl_assets.console.corrections import CORRECTABLE_STATES, correct
 from etl_assets.console.framework import PREFIX, Ctx, problem, redirect, render, require
+from etl_assets.console.outbox_view import key_text
 from etl_assets.console.versions import find_version, module_versions
+
+
+def _record_edit(ctx: Ctx, loaded, version: str, name: str, key: str) -> str | None:
+    """A change set editing the record of table `name` whose key text is `key` (a row's Edit
+    link on the review page), with its current values to change."""
+    table = correctable_tables(loaded).get(name)
+    if (
+        table is None
+        or not table.primaryKey
+        or not ctx.services.outbox.has_table(loaded.name, version, name)
+    ):
+        return None
+    df = ctx.services.outbox.read_table(loaded.name, version, name)
+    hits = df[key_text(df, list(table.primaryKey)) == key]
+    if len(hits) != 1:
+        return None
+    row = json.loads(hits.head(1).to_json(orient="records", date_format="iso"))[0]
+    keys = {k: row.pop(k) for k in table.primaryKey}
+    change = {"table": name, "op": "edit", "key": keys, "values": row}
+    return json.dumps({"changes": [change]}, indent=2)
 
 
 def _example(ctx: Ctx, loaded, version: str) -> str:
     """A change set to start from: edit the first record of the first table with a key."""
+    q = ctx.request.query_params
+    if q.get("table") and q.get("key"):
+        found = _record_edit(ctx, loaded, version, q["table"], q["key"])
+        if found:
+            return found
     for name, table in correctable_tables(loaded).items():
         if table.primaryKey and ctx.services.outbox.has_table(loaded.name, version, name):
             df = ctx.services.outbox.read_table(loaded.name, version, name).head(1)
@@ -82,7 +108,7 @@ def submit(ctx: Ctx):
     ctx.audit(audit.Action.OUTBOX_CORRECTION, target=target, detail=result.audit_detail(reason))
     verdict = "all blocking checks pass" if result.passed else "a blocking check fails"
     message = f"Change set {result.change_set} applied to {m.name} {v.version}; {verdict}."
-    return redirect(f"{PREFIX}/modules/{m.name}/versions/{v.version}", message)
+    return redirect(ctx, f"{PREFIX}/modules/{m.name}/versions/{v.version}", message)
 
 
 V = f"{PREFIX}/modules/{{module}}/versions/{{version}}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from etl_assets import registry
 from etl_assets.console import catalog, store
 from etl_assets.console.framework import PREFIX, Ctx, problem, render, require
 from etl_assets.console.versions import find_version, module_versions
@@ -23,7 +24,10 @@ def dagster_links(module: str) -> dict[str, str]:
 @require("published.view")
 def module_list(ctx: Ctx):
     summaries, errors = catalog.modules(ctx.services.modules_dir, ctx.services.instance)
-    return render(ctx, "modules.html", modules=summaries, errors=errors)
+    with ctx.services.postgres.connect(autocommit=True) as conn:
+        current = {s.name: registry.current_row_counts(conn, s.name) for s in summaries}
+    current = {name: found[0] for name, found in current.items() if found}
+    return render(ctx, "modules.html", modules=summaries, errors=errors, current=current)
 
 
 def load_module(ctx: Ctx):
@@ -68,7 +72,30 @@ def version_page(ctx: Ctx):
     )  # fmt: skip
 
 
+WAITING = ("waiting_for_approval", "rejected", "approved", "uploading")
+
+
+@require("published.view")
+def outbox_list(ctx: Ctx):
+    """Seed 003's Outbox section: every prepared version not yet published, across modules."""
+    summaries, _ = catalog.modules(ctx.services.modules_dir, ctx.services.instance)
+    outbox, prepared = ctx.services.outbox, []
+    with ctx.services.postgres.connect(autocommit=True) as conn:
+        for m in summaries:
+            for v in module_versions(conn, ctx.services.instance, outbox, m.name):
+                if v.state in WAITING and v.in_outbox:
+                    rows = {
+                        name: outbox.table_rows(m.name, v.version, name)
+                        for t in m.model.tables
+                        for name in t.published_names
+                        if outbox.has_table(m.name, v.version, name)
+                    }
+                    prepared.append((m, v, rows))
+    return render(ctx, "outbox.html", prepared=prepared)
+
+
 routes = [
+    Route(f"{PREFIX}/outbox", outbox_list, methods=["GET"]),
     Route(f"{PREFIX}/modules", module_list, methods=["GET"]),
     Route(f"{PREFIX}/modules/{{module}}", module_page, methods=["GET"]),
     Route(f"{PREFIX}/modules/{{module}}/versions/{{version}}", version_page, methods=["GET"]),

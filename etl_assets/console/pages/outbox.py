@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 from starlette.routing import Route
 
-from etl_assets import registry, semver
+from etl_assets import registry
 from etl_assets.anonymize.table import verify_outbox_privacy
 from etl_assets.console import catalog, outbox_view
 from etl_assets.console.framework import PREFIX, Ctx, problem, render, require
@@ -22,9 +22,9 @@ def _table_of(model, name: str):
 
 
 def _current(conn, module: str, version: str) -> str | None:
-    published = [r["version"] for r in registry.list_versions(conn, module)]
-    older = [v for v in published if semver.is_version(v) and v != version]
-    return max(older, key=semver.parse) if older else None
+    """The version consumers read now, unless it is `version` itself."""
+    current = registry.current_version(conn, module)
+    return current if current != version else None
 
 
 def privacy_words(ctx: Ctx, loaded, table, version: str) -> list[dict]:
@@ -71,11 +71,13 @@ def review(ctx: Ctx):
     diff = outbox_view.diff(df, old, list(table.primaryKey or []), current)
     if current and old is None:
         diff = outbox_view.Diff(current, note=f"the outbox of {current} is no longer kept")
+    page = outbox_view.page_of(df, ctx.page_number())
+    key = list(table.primaryKey or [])
+    keys = outbox_view.key_text(page.rows, key).tolist() if key and len(page.rows) else []
     return render(
-        ctx, "outbox_table.html", m=m, version=version, table=tname,
-        page=outbox_view.page_of(df, ctx.page_number()), stats=outbox_view.column_stats(df),
-        privacy=privacy_words(ctx, m.loaded, table, version), diff=diff,
-        key=list(table.primaryKey or []),
+        ctx, "outbox_table.html", m=m, version=version, table=tname, page=page, row_keys=keys,
+        stats=outbox_view.column_stats(df),
+        privacy=privacy_words(ctx, m.loaded, table, version), diff=diff, key=key,
     )  # fmt: skip
 
 

@@ -36,6 +36,7 @@ def release(ctx: Ctx):
     except GovernanceError as exc:
         return render(ctx, "problem.html", 400, title="Not released", message=str(exc))
     return redirect(
+        ctx,
         f"{PREFIX}/scripts",
         f"Released {module} {state.path} (sha256 {state.released_sha256[:HASH_PREFIX]}…).",
     )

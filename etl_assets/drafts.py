@@ -8,8 +8,8 @@ temporary copy made of links, through `load_catalog`, the code path of `dmetl va
 are rendered with the module's real file name. Releasing needs every script the draft runs to be
 released at its current hash (a module is released only when all its scripts are).
 
-This module sits above the code location (`etl_assets.definitions`): only the CLI and the console
-import it.
+This module sits above the code location (`etl_assets.definitions`), outside `governance/` (which
+the stage assets import): only the CLI and the console import it.
 """
 
 from __future__ import annotations
