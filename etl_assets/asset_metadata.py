@@ -5,6 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from resources.staged import StagedTable
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL = 40
@@ -40,27 +43,41 @@ def _cell(v: object) -> str:
     return text if len(text) <= PREVIEW_CELL else text[: PREVIEW_CELL - 1] + "…"
 
 
-def markdown_preview(df: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+def markdown_preview(
+    df: pd.DataFrame, rows: int = PREVIEW_ROWS, total: int | None = None
+) -> dg.MetadataValue:
+    """The first `rows` records of `df` (of `total` records when `df` is only their head)."""
     head = df.head(rows)
+    total = len(df) if total is None else total
     cols = [str(c) for c in head.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for record in head.itertuples(index=False):  # at most PREVIEW_ROWS rows
         lines.append("| " + " | ".join(_cell(v) for v in record) + " |")
-    if len(df) > rows:
-        lines.append(f"\n_{len(df) - rows:,} more rows_")
+    if total > rows:
+        lines.append(f"\n_{total - rows:,} more rows_")
     return dg.MetadataValue.md("\n".join(lines))
 
 
 RESTRICTED_PREFIX = "dm/restricted/"
 
 
-def table_metadata(df: pd.DataFrame) -> dict[str, object]:
-    """Metadata of a published-zone table (anonymized data): row count, schema and a preview."""
+def table_metadata(df: pd.DataFrame, total: int | None = None) -> dict[str, object]:
+    """Metadata of a published-zone table (anonymized data): row count, schema and a preview
+    (`df` may be only the first rows of a table of `total` records)."""
+    total = len(df) if total is None else total
     return {
-        "dagster/row_count": dg.MetadataValue.int(len(df)),
+        "dagster/row_count": dg.MetadataValue.int(total),
         "dagster/column_schema": column_schema(df),
-        "preview": markdown_preview(df),
+        "preview": markdown_preview(df, total=total),
     }
+
+
+def head_frame(staged: StagedTable, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
+    """The first `rows` records of a staged table (its columns even when it has none)."""
+    head = next(staged.iter_batches(batch_rows=rows), None)
+    if head is None:
+        return staged.schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    return head.slice(0, rows).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def profile(df: pd.DataFrame) -> dg.MetadataValue:
@@ -72,11 +89,7 @@ def profile(df: pd.DataFrame) -> dg.MetadataValue:
         kind = str(dtype.pyarrow_dtype) if isinstance(dtype, pd.ArrowDtype) else str(dtype)
         nulls = int(df[name].isna().sum())
         distinct = int(df[name].nunique(dropna=True))
-        lines.append(
-            f"| {name} | {kind} | {nulls / n:.1%} | {distinct / n:.1%} |"
-            if n
-            else f"| {name} | {kind} | - | - |"
-        )
+        lines.append(_profile_line(str(name), kind, nulls, distinct, n))
     return dg.MetadataValue.md("\n".join(lines))
 
 
@@ -91,6 +104,34 @@ def restricted_metadata(df: pd.DataFrame, previews: bool = False) -> dict[str, o
     }
     if previews:
         metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(df)
+    return metadata
+
+
+def _profile_line(name: str, kind: str, nulls: int, distinct: int, n: int) -> str:
+    if not n:
+        return f"| {name} | {kind} | - | - |"
+    return f"| {name} | {kind} | {nulls / n:.1%} | {distinct / n:.1%} |"
+
+
+def staged_metadata(staged: StagedTable, previews: bool = False) -> dict[str, object]:
+    """`restricted_metadata` of a staged table, read one column at a time (never all of it)."""
+    n = staged.num_rows
+    lines = ["| column | type | null | distinct |", "|---|---|---|---|"]
+    for f in staged.schema:
+        col = staged.read([f.name]).column(0)
+        distinct = int(pc.count_distinct(col, mode="only_valid").as_py())
+        lines.append(_profile_line(f.name, str(f.type), col.null_count, distinct, n))
+        del col
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in staged.schema]
+    )
+    metadata: dict[str, object] = {
+        "dagster/row_count": dg.MetadataValue.int(n),
+        "dagster/column_schema": schema,
+        "dm/profile": dg.MetadataValue.md("\n".join(lines)),
+    }
+    if previews:
+        metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(head_frame(staged), total=n)
     return metadata
 
 

@@ -34,6 +34,7 @@ from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.masking import Masker
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from resources.staged import DEFAULT_BATCH_ROWS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("local", "prod")
@@ -70,6 +71,7 @@ class Deployment:
     alert_base_url: str = "http://127.0.0.1:3000"
     alert_kafka_topic: str = "dm.alerts"
     alert_on_publish: bool = False
+    batch_rows: int = DEFAULT_BATCH_ROWS
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -126,6 +128,7 @@ class Deployment:
             ).rstrip("/"),
             alert_kafka_topic=env.get("DM_ALERT_KAFKA_TOPIC") or "dm.alerts",
             alert_on_publish=_flag(env, "DM_ALERT_ON_PUBLISH"),
+            batch_rows=_count(env, "DM_BATCH_ROWS", DEFAULT_BATCH_ROWS),
         )
 
     @property
@@ -282,7 +285,9 @@ def resources_for(deployment: Deployment) -> dict[str, object]:
             else None,
             mask_env=list(deployment.mask_env),
         ),
-        IO_MANAGER_KEY: ParquetIOManager(base_dir=deployment.storage_root),
+        IO_MANAGER_KEY: ParquetIOManager(
+            base_dir=deployment.storage_root, batch_rows=deployment.batch_rows
+        ),
         "privacy": PrivacyResource(restricted_previews=deployment.restricted_previews),
         "governance": GovernanceResource(enabled=deployment.governance),
         "alerts": AlertsResource(
@@ -371,6 +376,15 @@ def _int(env: Mapping[str, str], name: str, default: int, unit: str = "seconds")
     if value <= 0:
         raise DeploymentError(f"{name}={raw!r}: expected a positive whole number ({unit})")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").replace("_", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1000:
+        raise DeploymentError(f"{name}={env.get(name)!r}: expected a whole number of rows >= 1000")
+    return int(raw)
 
 
 def _need(env: Mapping[str, str], name: str, why: str) -> str:

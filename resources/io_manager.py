@@ -1,4 +1,9 @@
-"""Parquet between assets: one file per asset and version partition, written atomically.
+"""Parquet between assets: one file (or staged table) per asset and version partition, written
+atomically.
+
+An asset that streams writes a staged table (resources/staged.py) through `stage()` and returns
+its handle; the next asset gets the handle and reads it batch by batch. DataFrames (and dicts of
+them) are stored as one Parquet file each, as before.
 
 Step storage holds the extracted and cleaned records, so it is restricted as a whole: files 0600,
 folders 0700 (and on shared storage, readable only by the run workers' account)."""
@@ -12,6 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from resources.staged import DEFAULT_BATCH_ROWS, STAGED_SUFFIX, StagedTable, StagedWriter
 from resources.stores import read_parquet, write_parquet_atomic
 
 
@@ -20,13 +26,21 @@ def _file(path: Path) -> Path:
     return path.parent / f"{path.name}.parquet"
 
 
+def _staged(path: Path) -> Path:
+    return path.parent / f"{path.name}{STAGED_SUFFIX}"
+
+
 IO_MANAGER_KEY = "dm_io_manager"
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrames (or dicts of them) under `<base>/<asset key>/<partition>.parquet`."""
+    """Stores DataFrames (or dicts of them) under `<base>/<asset key>/<partition>.parquet`, and
+    staged tables under `<base>/<asset key>/<partition>.staged/`."""
 
     base_dir: str = Field(description="a folder shared by every run worker")
+    batch_rows: int = Field(
+        default=DEFAULT_BATCH_ROWS, description="rows per record batch (DM_BATCH_ROWS)"
+    )
 
     def path_for(self, asset_key: dg.AssetKey, partition: str | None) -> Path:
         return Path(self.base_dir).joinpath(*asset_key.path) / (partition or "__all__")
@@ -35,9 +49,25 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         partition = context.asset_partition_key if context.has_asset_partitions else None
         return self.path_for(context.asset_key, partition)
 
+    def stage(self, asset_key: dg.AssetKey, partition: str | None) -> StagedWriter:
+        """A writer for the asset's staged table of `partition` (published on `close()`)."""
+        path = _staged(self.path_for(asset_key, partition))
+        return StagedWriter(path, base=Path(self.base_dir), batch_rows=self.batch_rows)
+
+    def _stored(self, path: Path) -> pd.DataFrame | StagedTable:
+        staged = _staged(path)
+        if staged.is_dir():
+            return StagedTable.open(staged, self.batch_rows)
+        return read_parquet(_file(path))
+
+    def stored(self, asset_key: dg.AssetKey, partition: str | None) -> pd.DataFrame | StagedTable:
+        """What an asset stored for a partition, as stored: a staged table is not read."""
+        return self._stored(self.path_for(asset_key, partition))
+
     def read(self, asset_key: dg.AssetKey, partition: str | None) -> pd.DataFrame:
         """What an asset stored for a partition (for checks that need a second asset's data)."""
-        return read_parquet(_file(self.path_for(asset_key, partition)))
+        stored = self._stored(self.path_for(asset_key, partition))
+        return stored.to_pandas() if isinstance(stored, StagedTable) else stored
 
     def delete_partition(self, module: str, partition: str) -> list[str]:
         """Delete what every asset of `module` stored for `partition` (a discarded version) and
@@ -65,16 +95,24 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         path = self._path(context)
-        if isinstance(obj, dict):
+        if isinstance(obj, StagedTable):
+            if obj.path != _staged(path):
+                raise ValueError(f"a staged table for {path} was written to {obj.path}")
+            _file(path).unlink(missing_ok=True)  # a DataFrame an older run stored
+        elif isinstance(obj, dict):
             for name, df in obj.items():
                 write_parquet_atomic(df, path / f"{name}.parquet", base=Path(self.base_dir))
         elif isinstance(obj, pd.DataFrame):
             write_parquet_atomic(obj, _file(path), base=Path(self.base_dir))
+            if _staged(path).is_dir():  # a staged table an older run stored
+                StagedTable.remove(_staged(path))
         else:
             raise TypeError(f"ParquetIOManager stores DataFrames, got {type(obj).__name__}")
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, pd.DataFrame]:
+    def load_input(
+        self, context: dg.InputContext
+    ) -> pd.DataFrame | StagedTable | dict[str, pd.DataFrame]:
         path = self._path(context)
         if path.is_dir():
             return {p.stem: read_parquet(p) for p in sorted(path.glob("*.parquet"))}
-        return read_parquet(_file(path))
+        return self._stored(path)

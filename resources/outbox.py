@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from resources.staged import StagedTable
 from resources.stores import LocalStore, S3Store
 
 PUBLISHED, RESTRICTED = "published", "restricted"
@@ -81,14 +82,24 @@ class OutboxResource(dg.ConfigurableResource):
 
     # --- tables, quarantine, documents ------------------------------------------------------
 
-    def write_table(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:
+    def write_table(
+        self, module: str, version: str, table: str, df: pd.DataFrame | StagedTable
+    ) -> str:
+        """A prepared table; a staged one is copied batch by batch, never read whole."""
         rel = self._rel(module, version, f"{table}.parquet")
         store = self._store()
-        store.write_parquet(rel, df)
+        if isinstance(df, StagedTable):
+            store.write_parquet_batches(rel, df.schema, df.iter_batches())
+        else:
+            store.write_parquet(rel, df)
         return store.uri(rel)
 
     def read_table(self, module: str, version: str, table: str) -> pd.DataFrame:
         return self._store().read_parquet(self._rel(module, version, f"{table}.parquet"))
+
+    def open_table(self, module: str, version: str, table: str) -> pq.ParquetFile:
+        """A prepared table for reading batch by batch (an upload never holds all of it)."""
+        return self._store().open_parquet(self._rel(module, version, f"{table}.parquet"))
 
     def has_table(self, module: str, version: str, table: str) -> bool:
         return self._store().exists(self._rel(module, version, f"{table}.parquet"))

@@ -13,6 +13,8 @@ import io
 import os
 import secrets
 import shutil
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,34 @@ def write_atomic(path: Path, data: bytes | pa.Table, restricted: bool) -> None:
             tmp.unlink()
 
 
+def write_batches(fh: Any, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+    """Batches as one Parquet file (a row group each): never the whole table in memory."""
+    rows = 0
+    with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def write_atomic_batches(
+    path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], restricted: bool
+) -> None:
+    """`write_atomic` of a table given as batches: temporary file, fsync, rename."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                 RESTRICTED_FILE if restricted else PUBLISHED_FILE)  # fmt: skip
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write_batches(fh, schema, batches)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_parquet_atomic(
     df: pd.DataFrame | pa.Table, path: Path, restricted: bool = True, base: Path | None = None
 ) -> None:
@@ -101,6 +131,17 @@ class LocalStore:
 
     def read_parquet(self, rel: str) -> pd.DataFrame:
         return read_parquet(self.path(rel))
+
+    def open_parquet(self, rel: str) -> pq.ParquetFile:
+        """The object for reading batch by batch (nothing is read yet)."""
+        return pq.ParquetFile(self.path(rel))
+
+    def write_parquet_batches(
+        self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> None:
+        path = self.path(rel)
+        make_dirs(path.parent, self.restricted, self.base)
+        write_atomic_batches(path, schema, batches, self.restricted)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         self._write(rel, data)
@@ -153,6 +194,22 @@ class S3Store:
 
     def read_parquet(self, rel: str) -> pd.DataFrame:
         return read_parquet(io.BytesIO(self.read_bytes(rel)))
+
+    def open_parquet(self, rel: str) -> pq.ParquetFile:
+        """The object downloaded to a spooled temporary file, for reading batch by batch."""
+        buf = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self.client.download_fileobj(self.bucket, self.key(rel), buf)
+        buf.seek(0)
+        return pq.ParquetFile(buf)
+
+    def write_parquet_batches(
+        self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    ) -> None:
+        # spooled to a local temporary file past 64 MiB, then one (multipart) upload
+        with tempfile.SpooledTemporaryFile(max_size=64 << 20) as buf:
+            write_batches(buf, schema, batches)
+            buf.seek(0)
+            self.client.upload_fileobj(buf, self.bucket, self.key(rel))
 
     def exists(self, rel: str) -> bool:
         try:

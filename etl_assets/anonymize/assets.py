@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from etl_assets.anonymize.batches import BatchedOutput, anonymize_staged, batch_local
 from etl_assets.anonymize.engine import PrivacyModelUnsatisfiable
 from etl_assets.anonymize.hierarchy import HierarchyError
 from etl_assets.anonymize.module_spec import check_spec, needs_anonymization, secret_key_env
@@ -14,8 +15,26 @@ from etl_assets.quarantine import concat_quarantine
 from etl_assets.results import AnonymizeCounts, StageResultMissing
 from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import SecretsResource
-from resources.io_manager import IO_MANAGER_KEY
+from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
+from resources.staged import StagedTable
+
+Stored = pd.DataFrame | StagedTable
+
+
+def published_keys(stored: Stored | dict[str, pd.DataFrame], name: str, columns: list[str]):
+    """The columns of a parent's published table `name` that a child's foreign keys use."""
+    if isinstance(stored, StagedTable):
+        return stored.read([c for c in columns if c in stored.columns]).to_pandas(
+            types_mapper=pd.ArrowDtype
+        )
+    return stored[name]
+
+
+def _fk_columns(table: Table, parent: str) -> list[str]:
+    return [
+        c.foreignKey.column for c in table.columns if c.foreignKey and c.foreignKey.table == parent
+    ]
 
 
 def orphan_parents(kit: StageKit, table: Table) -> list[str]:
@@ -53,11 +72,24 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         outbox: OutboxResource,
         secrets: SecretsResource,
-        clean: pd.DataFrame,
-        **parents: dict[str, pd.DataFrame],
+        dm_io_manager: dg.ResourceParam[ParquetIOManager],
+        clean: StagedTable,
+        **parents: Stored | dict[str, pd.DataFrame],
     ):
         version = kit.version(context)
         key = secrets.key(key_env) if key_env else None
+        parent_tables = {
+            p: published_keys(parents[f"parent_{p}"], p, _fk_columns(table, p)) for p in fk_parents
+        }
+        if isinstance(clean, StagedTable) and clean.num_rows and batch_local(table):
+            with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
+                with dm_io_manager.stage(context.asset_key, version) as writer:
+                    out = anonymize_staged(
+                        clean, table, kit.loaded, version, key, parent_tables, writer
+                    )
+            return _batched_output(kit, table, outbox, version, source_key, out)
+        if isinstance(clean, StagedTable):
+            clean = clean.to_pandas()
         with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
             try:
                 result = anonymize_for_module(clean, table, kit.loaded, version, key)
@@ -65,7 +97,6 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
                 # no retry can fix it: the data cannot meet the model, or the spec is wrong;
                 # these messages give counts and names, never values
                 raise dg.Failure(description=f"{table.name}: {exc}", allow_retries=False) from None
-            parent_tables = {p: parents[f"parent_{p}"][p] for p in fk_parents}
             tables, orphans = drop_orphans(result.tables, table, parent_tables, version)
         removed = concat_quarantine([result.quarantine, orphans])
         outbox.write_quarantine(kit.module, version, f"{table.name}__anonymize", removed)
@@ -95,6 +126,47 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         return dg.Output(tables, metadata=metadata)
 
     return _anonymize
+
+
+def _batched_output(
+    kit: StageKit,
+    table: Table,
+    outbox: OutboxResource,
+    version: str,
+    source_key,
+    out: BatchedOutput,
+) -> dg.Output:
+    """The Output of the batched path: the same counts and metadata as the whole-table one."""
+    outbox.write_quarantine(
+        kit.module,
+        version,
+        f"{table.name}__anonymize",
+        concat_quarantine([out.quarantine, out.orphans]),
+    )
+    counts = AnonymizeCounts(
+        rows_in=out.rows_in,
+        published=out.staged.num_rows,
+        suppressed=out.suppressed,
+        parent_suppressed=len(out.orphans),
+    )
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in out.staged.schema]
+    )
+    metadata = {
+        "dagster/column_schema": schema,
+        "dagster/row_count": dg.MetadataValue.int(out.staged.num_rows),
+        **kit.metadata(version),
+        **{f"dm/{k}": v for k, v in out.metrics.items()},
+        **counts.to_metadata(),
+        "dm/rejected_parent_suppressed": dg.MetadataValue.int(len(out.orphans)),
+        "dm/published_tables": table.name,
+        "dagster/column_lineage": column_lineage(
+            out.staged.columns, {source_key: [c.name for c in table.columns]}
+        ),
+    }
+    if out.summary:
+        metadata["dm/anonymization"] = dg.MetadataValue.md(out.summary)
+    return dg.Output(out.staged, metadata=metadata)
 
 
 def anonymize_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:

@@ -80,7 +80,11 @@ def record_random(df: pd.DataFrame, spec: AnonymizationSpec, secret: bytes) -> K
 
 
 def anonymize_table(
-    df: pd.DataFrame, spec: AnonymizationSpec, seed: int = 0, secret: bytes | None = None
+    df: pd.DataFrame,
+    spec: AnonymizationSpec,
+    seed: int = 0,
+    secret: bytes | None = None,
+    memos: dict[str, ops.PseudonymMemo] | None = None,
 ) -> AnonymizationResult:
     """Apply the spec's operations and find the optimal generalization satisfying its models.
 
@@ -88,7 +92,8 @@ def anonymize_table(
     unchanged record gets the same noise, permutation slot and group in every run. Without a
     secret (engine-level use) the key is derived from `seed`.
     Raises ``PrivacyModelUnsatisfiable`` when no transformation meets the models within the
-    suppression limit, and ``SpecError`` for an inconsistent spec.
+    suppression limit, and ``SpecError`` for an inconsistent spec. `memos` (per column) keep
+    pseudonyms between the batches of one table.
     """
     spec.validate()
     _check_columns(df, spec)
@@ -96,7 +101,7 @@ def anonymize_table(
     rng = record_random(out, spec, secret or f"seed:{seed}".encode())
     n = len(out)
     lines = [f"table {spec.table!r}: {n} records"]
-    _column_operations(out, spec, rng, secret, lines)
+    _column_operations(out, spec, rng, secret, lines, memos)
     if n == 0:
         return _empty_result(out, spec, lines)
     if spec.anatomization is not None:
@@ -133,6 +138,7 @@ def _column_operations(
     rng: KeyedRandom,
     secret: bytes | None,
     lines: list[str],
+    memos: dict[str, ops.PseudonymMemo] | None = None,
 ) -> None:
     """Pseudonyms, perturbation, cell suppression (column-local operations), in place."""
     for c in spec.columns:
@@ -141,7 +147,8 @@ def _column_operations(
                 raise SpecError(
                     f"column {c.name!r}: pseudonymize needs a secret key; none was given"
                 )
-            out[c.name] = ops.pseudonymize(out[c.name], secret)
+            memo = None if memos is None else memos.setdefault(c.name, ops.PseudonymMemo())
+            out[c.name] = ops.pseudonymize(out[c.name], secret, memo=memo)
             lines.append(f"pseudonymized {c.name!r} (HMAC-SHA256)")
         if c.perturbation is not None:
             p = c.perturbation

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .keyed import KeyedRandom
 
@@ -272,11 +274,46 @@ def perturb(
 # ----------------------------------------------------------------------------- pseudonyms
 
 
-def pseudonymize(values: pd.Series, secret: bytes, length: int = 32) -> pd.Series:
+class PseudonymMemo:
+    """Pseudonyms already computed for one column, as two Arrow arrays (value text, pseudonym):
+    a table anonymized batch by batch hashes each distinct value once, not once per batch."""
+
+    def __init__(self) -> None:
+        self.keys = pa.array([], pa.string())
+        self.values = pa.array([], pa.string())
+
+    def lookup(self, keys: list[str], compute) -> list[str]:
+        """The pseudonyms of `keys`, computing (and remembering) only the unknown ones."""
+        texts = pa.array(keys, pa.string())  # distinct (they come from a factorize)
+        pos = pc.index_in(texts, value_set=self.keys)
+        unknown = np.asarray(pc.is_null(pos).to_numpy(zero_copy_only=False), dtype=bool)
+        index = np.asarray(pos.fill_null(0).to_numpy(), dtype=np.int64)
+        if unknown.any():
+            missing = texts.filter(pa.array(unknown))
+            fresh = pa.array(compute(missing.to_pylist()), pa.string())
+            index[unknown] = np.arange(len(self.keys), len(self.keys) + len(missing))
+            self.keys = pa.concat_arrays([self.keys, missing])
+            self.values = pa.concat_arrays([self.values, fresh])
+        return self.values.take(pa.array(index)).to_pylist()
+
+
+def _hmac_hex(keys: list[str], secret: bytes, length: int) -> list[str]:
+    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    hashed = []
+    for k in keys:  # one HMAC per distinct value; hashing itself has no vectorized form
+        m = mac.copy()
+        m.update(k.encode("utf-8"))
+        hashed.append(m.hexdigest()[:length])
+    return hashed
+
+
+def pseudonymize(
+    values: pd.Series, secret: bytes, length: int = 32, memo: PseudonymMemo | None = None
+) -> pd.Series:
     """HMAC-SHA256(secret, str(value)) as hex (first ``length`` chars); nulls stay null.
 
     The same value maps to the same pseudonym in every table, so keys keep joining. Each distinct
-    value is hashed once.
+    value is hashed once (across batches too, with a `memo`).
     """
     if not secret:
         raise ValueError("pseudonymization needs a non-empty secret key (from the environment)")
@@ -284,11 +321,9 @@ def pseudonymize(values: pd.Series, secret: bytes, length: int = 32) -> pd.Serie
         values = values.astype("Int64")  # 1.0 and 1 must give the same pseudonym
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
     keys = [str(v) for v in uniq]
-    mac = hmac.new(secret, digestmod=hashlib.sha256)
-    hashed = []
-    for k in keys:  # one HMAC per distinct value; hashing itself has no vectorized form
-        m = mac.copy()
-        m.update(k.encode("utf-8"))
-        hashed.append(m.hexdigest()[:length])
+    if memo is None:
+        hashed = _hmac_hex(keys, secret, length)
+    else:
+        hashed = memo.lookup(keys, lambda missing: _hmac_hex(missing, secret, length))
     table = np.array(hashed + [None], dtype=object)
     return pd.Series(table[codes], index=values.index, name=values.name)

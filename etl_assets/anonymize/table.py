@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl_assets.anonymize import engine
 from etl_assets.anonymize import hierarchy as hier
@@ -80,14 +83,20 @@ def _suppress_to_marker(out: pd.DataFrame, table: Table) -> None:
 
 
 def anonymize_for_module(
-    clean: pd.DataFrame, table: Table, loaded: LoadedModule, version: str, key: bytes | None
+    clean: pd.DataFrame,
+    table: Table,
+    loaded: LoadedModule,
+    version: str,
+    key: bytes | None,
+    memos: dict | None = None,
 ) -> AnonymizeOutput:
     """Anonymize one clean table as its metadata declares; pass it through when nothing is.
-    `key` is the table's secret key (pseudonyms and keyed randomness; see `secret_key_env`)."""
+    `key` is the table's secret key (pseudonyms and keyed randomness; see `secret_key_env`);
+    `memos` keep pseudonyms between the batches of a table anonymized batch by batch."""
     if not needs_anonymization(table):
         return AnonymizeOutput(tables={table.name: _published(clean)})
     spec = build_spec(table, loaded.folder)
-    result = engine.anonymize_table(clean, spec, secret=key)
+    result = engine.anonymize_table(clean, spec, secret=key, memos=memos)
     generalized = {q for q, level in result.transformation.items() if level > 0}
     generalized |= {
         c.name for c in table.columns for op in c.anonymization if op.method == "pseudonymize"
@@ -128,29 +137,46 @@ def _published(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=[c for c in df.columns if str(c).startswith("_dm_")])
 
 
+def _as_text(s: pd.Series) -> pa.ChunkedArray:
+    """A key column as Arrow text (both sides of a reference are compared the same way)."""
+    if not isinstance(s.dtype, pd.ArrowDtype):
+        s = s.astype("string[pyarrow]")
+    arr = pa.chunked_array(pa.array(s, from_pandas=True))
+    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+
+
 def drop_orphans(
     tables: dict[str, pd.DataFrame],
     table: Table,
     parents: dict[str, pd.DataFrame],
     version: str,
+    known_keys: dict[tuple[str, str], pa.Array] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Remove records whose foreign key points at a parent record that anonymization suppressed.
 
     Keys are compared as published (pseudonymized on both sides, or on neither: the loader
     requires that). The removed records go to the quarantine (rule `anonymization`).
+    `known_keys` keeps the parents' key sets between calls (a table anonymized in batches).
     """
     if table.name not in tables or not parents:
         return tables, concat_quarantine([])
     df = tables[table.name]
-    keep = pd.Series(True, index=df.index)
+    keep = np.ones(len(df), dtype=bool)
     parts = []
     for col in table.columns:
         fk = col.foreignKey
         if fk is None or fk.table not in parents or col.name not in df.columns:
             continue
-        known = parents[fk.table][fk.column].dropna().astype("string[pyarrow]")
-        ok = df[col.name].isna() | df[col.name].astype("string[pyarrow]").isin(known)
-        gone = keep & ~ok.to_numpy(dtype=bool)
+        # in Arrow: a hash set of the parent's keys, not pandas' object-string isin
+        cache = {} if known_keys is None else known_keys  # one set for every batch
+        if (fk.table, fk.column) not in cache:
+            parent = _as_text(parents[fk.table][fk.column]).drop_null()
+            cache[fk.table, fk.column] = pc.unique(parent.combine_chunks())
+        known = cache[fk.table, fk.column]
+        values = _as_text(df[col.name])
+        ok = pc.or_kleene(pc.is_null(values), pc.is_in(values, value_set=known))
+        ok = ok.to_numpy(zero_copy_only=False)
+        gone = keep & ~ok
         if gone.any():
             parts.append(
                 quarantine_rows(
@@ -162,9 +188,9 @@ def drop_orphans(
                     version=version,
                 )
             )
-        keep &= ok.to_numpy(dtype=bool)
+        keep &= ok
     out = dict(tables)
-    out[table.name] = df[keep.to_numpy()].reset_index(drop=True)
+    out[table.name] = df if keep.all() else df[keep].reset_index(drop=True)
     return out, concat_quarantine(parts)
 
 

@@ -3,9 +3,9 @@
 import dagster as dg
 import pandas as pd
 
-from etl_assets.asset_metadata import column_lineage, quarantine_summary, restricted_metadata
+from etl_assets.asset_metadata import column_lineage, quarantine_summary, staged_metadata
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
-from etl_assets.clean.table import clean_table
+from etl_assets.clean.table import Source, clean_table
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
 from etl_assets.results import CleanCounts, StageResultMissing
@@ -13,10 +13,31 @@ from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import PrivacyResource
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
+from resources.staged import StagedTable
 
 
 def _parents(table: Table) -> list[str]:
     return sorted({c.foreignKey.table for c in table.columns if c.foreignKey})
+
+
+def _referenced(table: Table, parent: str) -> list[str]:
+    """The columns of `parent` that `table`'s foreign keys reference."""
+    return sorted(
+        {
+            c.foreignKey.column
+            for c in table.columns
+            if c.foreignKey and c.foreignKey.table == parent
+        }
+    )
+
+
+def key_columns(source: Source, columns: list[str]) -> pd.DataFrame:
+    """Only `columns` of a stored table (those it has): the compact columns a key check or a
+    foreign-key lookup needs, never the whole table."""
+    if isinstance(source, StagedTable):
+        present = [c for c in columns if c in source.columns]
+        return source.read(present).to_pandas(types_mapper=pd.ArrowDtype)
+    return source[[c for c in columns if c in source.columns]]
 
 
 def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
@@ -41,13 +62,21 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         outbox: OutboxResource,
         privacy: PrivacyResource,
-        **inputs: pd.DataFrame,
+        dm_io_manager: dg.ResourceParam[ParquetIOManager],
+        **inputs: Source,
     ):
         version = kit.version(context)
         frames = [inputs[f"src_{i}"] for i in range(len(units))]
-        parent_frames = {p: inputs[f"parent_{p}"] for p in parents}
+        parent_frames = {
+            p: key_columns(inputs[f"parent_{p}"], _referenced(table, p)) for p in parents
+        }
         with restricted_errors(outbox, kit, version, f"clean {table.name}"):
-            result = clean_table(frames, table, kit.model, version=version, parents=parent_frames)
+            result = clean_table(
+                frames, table, kit.model, version=version, parents=parent_frames, filtered=False
+            )
+        # the cleaned records go to step storage a batch at a time: no filtered copy
+        with dm_io_manager.stage(context.asset_key, version) as writer:
+            staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
         qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
         if result.key_map is not None and len(result.key_map):
             outbox.write_key_map(kit.module, version, table.name, result.key_map)
@@ -60,15 +89,15 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             )
         context.log.info(result.counts.log_text(table.name))
         metadata = {
-            **restricted_metadata(result.data, privacy.restricted_previews),
+            **staged_metadata(staged, privacy.restricted_previews),
             **kit.metadata(version),
             **result.counts.to_metadata(),
             "dm/quarantine_path": dg.MetadataValue.path(qpath),
-            "dagster/column_lineage": column_lineage(list(result.data.columns), upstream_cols),
+            "dagster/column_lineage": column_lineage(staged.columns, upstream_cols),
         }
         if len(result.quarantine):
             metadata["dm/quarantine_summary"] = quarantine_summary(result.quarantine)
-        return dg.Output(result.data, metadata=metadata)
+        return dg.Output(staged, metadata=metadata)
 
     return _clean
 
@@ -96,7 +125,7 @@ def conservation_check(kit: StageKit, table: Table) -> dg.AssetChecksDefinition:
         " data has rows out records and the quarantine one rejected record for each other",
     )
     def _conservation(
-        context: dg.AssetCheckExecutionContext, outbox: OutboxResource, data: pd.DataFrame
+        context: dg.AssetCheckExecutionContext, outbox: OutboxResource, data: StagedTable
     ) -> dg.AssetCheckResult:
         version = kit.version(context)
         try:
@@ -145,9 +174,9 @@ def clean_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
             description=f"({', '.join(table.primaryKey)}) is unique in the clean output",
         )
         def _unique(
-            context: dg.AssetCheckExecutionContext, data: pd.DataFrame
+            context: dg.AssetCheckExecutionContext, data: StagedTable
         ) -> dg.AssetCheckResult:
-            passed, message = check_unique_key(data, table)
+            passed, message = check_unique_key(key_columns(data, table.primaryKey), table)
             return dg.AssetCheckResult(passed=passed, description=message)
 
         checks.append(_unique)
@@ -166,12 +195,18 @@ def clean_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefinition]:
         )
         def _fks(
             context: dg.AssetCheckExecutionContext,
-            data: pd.DataFrame,
+            data: StagedTable,
             dm_io_manager: dg.ResourceParam[ParquetIOManager],
         ):
             version = kit.version(context)
-            frames = {p: dm_io_manager.read(kit.key("clean", p), version) for p in parents}
-            passed, message = check_foreign_keys(data, table, frames)
+            frames = {
+                p: key_columns(
+                    dm_io_manager.stored(kit.key("clean", p), version), _referenced(table, p)
+                )
+                for p in parents
+            }
+            fks = [c.name for c in table.columns if c.foreignKey]
+            passed, message = check_foreign_keys(key_columns(data, fks), table, frames)
             return dg.AssetCheckResult(passed=passed, description=message)
 
         checks.append(_fks)

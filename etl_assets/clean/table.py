@@ -1,49 +1,122 @@
-"""The clean stage of one table: merge its sources, enforce types, apply the field rules."""
+"""The clean stage of one table: merge its sources, enforce types, apply the field rules.
+
+Sources are typed batch by batch (a staged source is never read whole): only the typed records,
+far smaller than their text, are held for the rules that need the whole table."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from etl_assets.clean.coerce import enforce_schema
+from etl_assets.clean.coerce import TypingResult, enforce_schema
 from etl_assets.clean.rules.engine import apply_rules
+from etl_assets.clean.rules.result import kept_batches
 from etl_assets.metadata import DataModule, Table
-from etl_assets.quarantine import concat_quarantine
+from etl_assets.quarantine import RAW_COLUMN, SHARD_COLUMN, SOURCE_COLUMN, concat_quarantine
 from etl_assets.results import CleanCounts
+from resources.staged import StagedTable
+
+Source = pd.DataFrame | StagedTable
 
 
 @dataclass
 class CleanResult:
-    data: pd.DataFrame
+    records: pd.DataFrame
+    """the typed records; those `alive` marks (all when None) are the cleaned ones"""
     quarantine: pd.DataFrame
     counts: CleanCounts
     key_map: pd.DataFrame | None
     dropped_columns: list[str]
     missing_columns: list[str]
+    alive: np.ndarray | None = None
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The cleaned records as one DataFrame (filtered once, on first use)."""
+        if self.alive is not None:
+            self.records = self.records[self.alive].reset_index(drop=True)
+            self.alive = None
+        return self.records
+
+    @data.setter
+    def data(self, df: pd.DataFrame) -> None:
+        self.records, self.alive = df, None
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The cleaned records in batches of at most `rows` input records, no filtered copy."""
+        return kept_batches(self.records, self.alive, rows)
 
 
-def merge_sources(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate the table's sources in collection order (columns unioned, source kept)."""
-    frames = [f for f in frames if len(f.columns)]
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+def _columns(source: Source) -> list[str]:
+    return source.columns if isinstance(source, StagedTable) else [str(c) for c in source.columns]
+
+
+def _frames(source: Source) -> Iterator[pd.DataFrame]:
+    if isinstance(source, pd.DataFrame):
+        yield source
+        return
+    if not source.num_rows:
+        yield source.schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    for batch in source.iter_batches():
+        yield batch.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def type_sources(sources: list[Source], table: Table, version: str) -> TypingResult:
+    """`enforce_schema` over every source batch by batch, in collection order: the typed
+    records (declared columns, source, shard, undeclared ones) and the type rejects."""
+    sources = [s for s in sources if _columns(s)]
+    seen = list(dict.fromkeys(c for s in sources for c in _columns(s)))
+    declared = [c.name for c in table.columns]
+    if not sources:
+        return enforce_schema(pd.DataFrame(), table, version)
+    parts: list[pa.Table] = []
+    quarantine: list[pd.DataFrame] = []
+    counts: dict[str, int] = {}
+    for source in sources:
+        for frame in _frames(source):
+            typed = enforce_schema(frame, table, version)
+            parts.append(pa.Table.from_pandas(typed.data, preserve_index=False))
+            quarantine.append(typed.quarantine)
+            for k, v in typed.counts.items():
+                counts[k] = counts.get(k, 0) + v
+            del frame, typed
+    merged = pa.concat_tables(parts, promote_options="default")
+    del parts
+    bookkeeping = [SOURCE_COLUMN] + ([SHARD_COLUMN] if SHARD_COLUMN in seen else [])
+    extra = [c for c in seen if c not in declared and c not in (*bookkeeping, RAW_COLUMN)]
+    extra = [c for c in extra if c in merged.schema.names]
+    merged = merged.select([*declared, *bookkeeping, *extra])
+    return TypingResult(
+        data=merged.to_pandas(types_mapper=pd.ArrowDtype),
+        quarantine=concat_quarantine(quarantine),
+        counts=counts,
+        dropped_columns=[
+            c for c in seen if c not in declared and c not in bookkeeping and c != RAW_COLUMN
+        ]
+        if table.strict
+        else [],  # fmt: skip
+        missing_columns=[c for c in declared if c not in seen],
+    )
 
 
 def clean_table(
-    frames: list[pd.DataFrame],
+    frames: list[Source],
     table: Table,
     module: DataModule,
     *,
     version: str,
     parents: Mapping[str, pd.DataFrame],
     parent_key_maps: Mapping[str, pd.DataFrame] | None = None,
+    filtered: bool = True,
 ) -> CleanResult:
-    """rows extracted = rows out + rejected (typing and rules) + duplicates merged."""
-    merged = merge_sources(frames)
-    typed = enforce_schema(merged, table, version)
+    """rows extracted = rows out + rejected (typing and rules) + duplicates merged. With
+    `filtered=False`, `data` keeps every typed record and `alive` marks the cleaned ones
+    (`batches()` gives them without copying the table)."""
+    typed = type_sources(frames, table, version)
     ruled = apply_rules(
         typed.data,
         table,
@@ -51,6 +124,7 @@ def clean_table(
         version=version,
         parents=parents,
         parent_key_maps=parent_key_maps,
+        filtered=filtered,
     )
     details = {
         f"typing_{k}": v for k, v in typed.counts.items() if k not in ("rows_in", "rows_typed")
@@ -68,10 +142,11 @@ def clean_table(
         details=details,
     )
     return CleanResult(
-        data=ruled.data,
+        records=ruled.data,
         quarantine=concat_quarantine([typed.quarantine, ruled.quarantine]),
         counts=counts,
         key_map=ruled.key_map,
         dropped_columns=typed.dropped_columns,
         missing_columns=typed.missing_columns,
+        alive=ruled.alive,
     )

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
-from etl_assets.asset_metadata import restricted_metadata
+from etl_assets.asset_metadata import staged_metadata
 from etl_assets.errors import ExtractionError
 from etl_assets.execution import entry_connections
 from etl_assets.extract.context import ExtractContext
-from etl_assets.extract.entry import extract_entry, outbox_durable
+from etl_assets.extract.entry import extract_entry_batches, outbox_durable
 from etl_assets.extract.sql.plan import range_label
 from etl_assets.extract.units import ExtractionUnit
 from etl_assets.stages import StageKit, governance_gate, restricted_errors
@@ -17,6 +16,7 @@ from resources.deployment import GovernanceResource, PrivacyResource, SecretsRes
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from resources.staged import StagedTable
 
 CONNECTOR_KINDS = {
     "file": "file",
@@ -76,7 +76,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
     @dg.asset(
         key=kit.key("extract", unit.name),
         **kit.asset_args(code_version, stage="extract", connections=entry_connections(unit.entry)),
-        kinds=kit.kinds("extract", connector_kind(kit, unit), "pandas"),
+        kinds=kit.kinds("extract", connector_kind(kit, unit), "parquet"),
         io_manager_key=IO_MANAGER_KEY,
         description=f"Records of table `{entry.table}` from source `{entry.source}`"
         f" ({entry.extract.type}{shard_note}, priority {entry.priority}). **Restricted zone**:"
@@ -90,7 +90,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         governance: GovernanceResource,
         postgres: PostgresResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
-    ) -> dg.Output[pd.DataFrame]:
+    ) -> dg.Output[StagedTable]:
         version = kit.version(context)
         governance_gate(kit, context, version, governance, postgres)
         ctx = step_context(
@@ -99,7 +99,12 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         where = f"{entry.table}/{entry.source}"
         with restricted_errors(outbox, kit, version, f"extract {unit.name}", secrets):
             try:
-                df = extract_entry(entry, kit.loaded.folder, ctx)
+                # batch by batch into step storage: the records are never all in memory
+                with dm_io_manager.stage(context.asset_key, version) as writer:
+                    batches = extract_entry_batches(
+                        entry, kit.loaded.folder, ctx, dm_io_manager.batch_rows
+                    )
+                    staged = writer.write_all(batches).close()
             except ExtractionError as exc:
                 # bad input is not transient: fail at once; keep retries for outages
                 mask = kit.masker(secrets)
@@ -116,11 +121,11 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
                 # refused credentials, a missing bucket, a wrong setting: retrying cannot help
                 message = kit.masker(secrets)(f"{where}: {exc}")
                 raise dg.Failure(description=message, allow_retries=False) from None
-        context.log.info(f"{where}{shard_note}: {len(df):,} records extracted")
+        context.log.info(f"{where}{shard_note}: {staged.num_rows:,} records extracted")
         return dg.Output(
-            df,
+            staged,
             metadata={
-                **restricted_metadata(df, privacy.restricted_previews),
+                **staged_metadata(staged, privacy.restricted_previews),
                 **kit.metadata(version),
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,

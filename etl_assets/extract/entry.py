@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from etl_assets.extract import files, kafka, postgres, rest, s3, script, sftp, s
 from etl_assets.extract.context import ExtractContext
 from etl_assets.metadata import CollectionEntry
 from etl_assets.quarantine import SHARD_COLUMN, SOURCE_COLUMN
+from resources.staged import DEFAULT_BATCH_ROWS
 
 # connector type -> function(entry, folder, context) -> DataFrame
 EXTRACTORS: dict[str, Callable[..., pd.DataFrame]] = {
@@ -25,6 +26,11 @@ EXTRACTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "sftp": sftp.extract_sftp,
     "kafka": kafka.extract_kafka,
     "s3": s3.extract_s3,
+}
+# connector type -> function(entry, folder, context) -> iterator of Arrow batches, for the
+# connectors that read in bounded batches (the others' DataFrame is cut into batches)
+STREAMERS: dict[str, Callable[..., Iterator[pa.RecordBatch | pa.Table]]] = {
+    "file": files.stream_file_entry,
 }
 # connector type -> function(entry, folder, context) called once the version's outbox for the
 # entry's table is durable (Kafka commits its offsets only then)
@@ -56,3 +62,46 @@ def extract_entry(
     if shard is not None:
         df[SHARD_COLUMN] = pd.Series(shard, dtype=pd.ArrowDtype(pa.string()), index=df.index)
     return df
+
+
+def _labelled(
+    batch: pa.RecordBatch | pa.Table, entry: CollectionEntry, shard: str | None
+) -> pa.RecordBatch | pa.Table:
+    """A batch with the entry's column mapping applied and its source (and shard) columns."""
+    if entry.mapping:
+        batch = batch.rename_columns([entry.mapping.get(n, n) for n in batch.schema.names])
+    n = batch.num_rows
+    batch = batch.append_column(SOURCE_COLUMN, pa.array([entry.source] * n, pa.string()))
+    if shard is not None:
+        batch = batch.append_column(SHARD_COLUMN, pa.array([shard] * n, pa.string()))
+    return batch
+
+
+def extract_entry_batches(
+    entry: CollectionEntry,
+    folder: Path,
+    context: ExtractContext | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Run one collection entry, yielding its records in batches (at most `batch_rows` each,
+    except a connector's own empty table), labelled with the entry's source (and shard)."""
+    context = context or ExtractContext(folder=folder)
+    shard = getattr(context, "shard", None)
+    streamer = STREAMERS.get(entry.extract.type)
+    if streamer is None:
+        df = extract_entry(entry, folder, context)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        yield table.slice(0, 0)  # the columns, even when there is no record
+        yield from table.to_batches(max_chunksize=batch_rows)
+        return
+    for batch in streamer(entry, folder, context):
+        if batch.num_rows > batch_rows:
+            for piece in _pieces(batch, batch_rows):
+                yield _labelled(piece, entry, shard)
+        else:
+            yield _labelled(batch, entry, shard)
+
+
+def _pieces(batch: pa.RecordBatch | pa.Table, rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)

@@ -163,23 +163,22 @@ def read_batches(path: Path, connector: FileConnector, fmt: str) -> Iterator[pa.
         yield from pa.Table.from_pandas(frame, preserve_index=False).to_batches()
 
 
-def read_file(
+def stream_file(
     path: Path, connector: FileConnector | None = None, fmt: str | None = None
-) -> pd.DataFrame:
-    """Read one file into a DataFrame; text formats keep every value as text for typing later."""
+) -> Iterator[pa.RecordBatch | pa.Table]:
+    """One file's records in batches (an empty file: one empty table with its columns); text
+    formats keep every value as text for typing later. Read errors name the file and where."""
     connector = connector or FileConnector(path=str(path))
     fmt = file_format(path, fmt or connector.format)
     if not path.is_file():
         raise ExtractionError(f"{path}: file not found")
+    seen = False
     try:
-        batches = list(read_batches(path, connector, fmt))
-        table = (
-            pa.concat_tables(
-                [pa.Table.from_batches([b]) for b in batches], promote_options="default"
-            )
-            if batches
-            else _empty(path, connector, fmt)
-        )
+        for batch in read_batches(path, connector, fmt):
+            seen = True
+            yield batch
+        if not seen:
+            yield _empty(path, connector, fmt)
     except ExtractionError:
         raise
     except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
@@ -188,6 +187,17 @@ def read_file(
             raise located from None
         # Arrow's and the decoders' messages can quote the row: say only what and where
         raise ExtractionError(f"{path}: cannot read as {fmt} ({type(exc).__name__})") from None
+
+
+def read_file(
+    path: Path, connector: FileConnector | None = None, fmt: str | None = None
+) -> pd.DataFrame:
+    """Read one file into a DataFrame; text formats keep every value as text for typing later."""
+    parts = [
+        b if isinstance(b, pa.Table) else pa.Table.from_batches([b])
+        for b in stream_file(path, connector, fmt)
+    ]
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
@@ -204,12 +214,16 @@ def _empty(path: Path, connector: FileConnector, fmt: str) -> pa.Table:
     return pa.table({})
 
 
-def extract_files(connector: FileConnector, folder: Path) -> pd.DataFrame:
-    """Every file matching the connector's path, concatenated (columns unioned)."""
+def _paths(connector: FileConnector, folder: Path) -> list[Path]:
     paths = resolve_paths(connector.path, folder)
     if not paths:
         raise ExtractionError(f"{connector.path}: no file matches under {folder}")
-    frames = [read_file(p, connector) for p in paths]
+    return paths
+
+
+def extract_files(connector: FileConnector, folder: Path) -> pd.DataFrame:
+    """Every file matching the connector's path, concatenated (columns unioned)."""
+    frames = [read_file(p, connector) for p in _paths(connector, folder)]
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
@@ -218,3 +232,12 @@ def extract_files(connector: FileConnector, folder: Path) -> pd.DataFrame:
 def extract_file_entry(entry: CollectionEntry, folder: Path, context: Any = None) -> pd.DataFrame:
     """The file connector of a collection entry."""
     return extract_files(entry.extract, folder)
+
+
+def stream_file_entry(
+    entry: CollectionEntry, folder: Path, context: Any = None
+) -> Iterator[pa.RecordBatch | pa.Table]:
+    """The file connector of a collection entry, in batches, file after file (the staged table
+    unions their columns)."""
+    for path in _paths(entry.extract, folder):
+        yield from stream_file(path, entry.extract)

@@ -1,12 +1,13 @@
 """The outbox and upload stages in Dagster: the prepared tables of a version (with the blocking
 privacy check), and the upload of all of them at once."""
 
+from typing import Any
+
 import dagster as dg
-import pandas as pd
 
 from etl_assets import registry
 from etl_assets.anonymize.table import check_outbox_privacy, verify_outbox_privacy
-from etl_assets.asset_metadata import column_schema, table_metadata
+from etl_assets.asset_metadata import column_schema, head_frame, table_metadata
 from etl_assets.errors import UploadError, may_heal
 from etl_assets.execution import stage_connections
 from etl_assets.extract.assets import mark_durable
@@ -27,6 +28,7 @@ from resources.deployment import GovernanceResource, SecretsResource
 from resources.io_manager import ParquetIOManager
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from resources.staged import StagedTable
 
 
 def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
@@ -48,10 +50,12 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         outbox: OutboxResource,
         secrets: SecretsResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
-        anonymized: dict[str, pd.DataFrame],
+        anonymized: Any,  # dict[str, DataFrame], or a StagedTable (batched path)
     ) -> dg.MaterializeResult:
         version = kit.version(context)
         m = kit.module
+        if isinstance(anonymized, StagedTable):  # the batched anonymize path: one table
+            anonymized = {table.name: anonymized}
         paths = {name: outbox.write_table(m, version, name, df) for name, df in anonymized.items()}
         snapshot = write_version_snapshot(outbox, kit.loaded, version)
         mark_durable(kit, context, version, table.name, units, secrets, dm_io_manager)
@@ -69,7 +73,14 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             else None
         )
         safe = privacy is None or privacy.passed
-        shown = table_metadata(first) if safe else {"dagster/column_schema": column_schema(first)}
+        total = len(first)
+        if isinstance(first, StagedTable):
+            first = head_frame(first)  # a preview needs only the first rows
+        shown = (
+            table_metadata(first, total)
+            if safe
+            else {"dagster/column_schema": column_schema(first)}
+        )
         return dg.MaterializeResult(
             metadata={
                 **shown,

@@ -4,11 +4,13 @@ form differs), and the row hash that append mode and the Kafka sink key records 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
@@ -30,7 +32,29 @@ def pg_type(t: pa.DataType) -> str:
     return "text"
 
 
-def to_arrow(df: pd.DataFrame | pa.Table) -> pa.Table:
+class ParquetSource:
+    """A Parquet table loaded batch by batch: COPY never needs all of it in memory."""
+
+    def __init__(self, file: pq.ParquetFile, batch_rows: int = COPY_BATCH_ROWS):
+        self.file, self.batch_rows = file, batch_rows
+        # the columns as PostgreSQL will get them (the same conversions as a whole table)
+        self.schema = _binary_ready(to_arrow(file.schema_arrow.empty_table())).schema
+
+    @property
+    def num_rows(self) -> int:
+        return self.file.metadata.num_rows
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.file.iter_batches(batch_size=self.batch_rows):
+            yield from _binary_ready(to_arrow(pa.Table.from_batches([batch]))).to_batches()
+
+
+def to_arrow(df: pd.DataFrame | pa.Table | ParquetSource) -> pa.Table | ParquetSource:
+    if isinstance(df, ParquetSource):
+        return df  # converted batch by batch as it is copied
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     # text for anything PostgreSQL's CSV input would not read back exactly
     cols = []
@@ -61,11 +85,32 @@ def _binary_ready(table: pa.Table) -> pa.Table:
     return pa.table(cols, names=table.schema.names)
 
 
+def copy_batches(cur: psycopg.Cursor, target: sql.Composable, source: ParquetSource) -> int:
+    """Binary COPY of a Parquet source, one pgpq-encoded batch after another."""
+    columns = sql.SQL(", ").join(sql.Identifier(n) for n in source.schema.names)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(target, columns)
+    encoder = ArrowToPostgresBinaryEncoder(source.schema)
+    rows = 0
+    with cur.copy(stmt) as copy:
+        copy.write(encoder.write_header())
+        for batch in source.batches():
+            copy.write(encoder.write_batch(batch))
+            rows += batch.num_rows
+        copy.write(encoder.finish())
+    return rows
+
+
 def copy_arrow(
-    cur: psycopg.Cursor, target: sql.Composable, table: pa.Table, binary: bool = True
+    cur: psycopg.Cursor,
+    target: sql.Composable,
+    table: pa.Table | ParquetSource,
+    binary: bool = True,
 ) -> int:
-    """COPY an Arrow table into `target`: binary (pgpq) by default; CSV (unquoted empty = NULL,
-    quoted "" = '') for columns whose binary form differs from Arrow's (e.g. jsonb)."""
+    """COPY an Arrow table (or a Parquet source, batch by batch) into `target`: binary (pgpq)
+    by default; CSV (unquoted empty = NULL, quoted "" = '') for columns whose binary form
+    differs from Arrow's (e.g. jsonb)."""
+    if isinstance(table, ParquetSource):
+        return copy_batches(cur, target, table)
     columns = sql.SQL(", ").join(sql.Identifier(n) for n in table.schema.names)
     if binary:
         table = _binary_ready(table)

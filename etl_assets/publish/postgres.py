@@ -37,7 +37,7 @@ from etl_assets.publish import grants, pg_swap
 from etl_assets.publish.grants import Roles, restricted_schema
 from etl_assets.publish.pg_copy import copy_arrow, create_table, row_hash, to_arrow
 from etl_assets.publish.pg_swap import SwapError, ViewPlan, staging_schema
-from etl_assets.publish.sink import PublishReport, PublishRequest
+from etl_assets.publish.sink import PublishReport, PublishRequest, table_sources
 from etl_assets.quarantine import ROW_HASH_COLUMN
 from resources.postgres import PostgresResource
 
@@ -305,7 +305,8 @@ class PostgresSink:
                 module=model.name,
                 version=request.version,
                 schema=schema,
-                tables=request.tables,
+                # snapshot loads stream from the outbox; append needs the row hashes in memory
+                tables=table_sources(request) if sink.mode == "snapshot" else request.tables,
                 quarantine=request.quarantine,
                 metadata_hash=request.loaded.hash,
                 mode=sink.mode,

@@ -8,6 +8,7 @@ records the version in the registry and writes its Croissant metadata; the sinks
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,9 +16,40 @@ import pandas as pd
 
 from etl_assets.connections import ResolvedConnection, connection_or_default
 from etl_assets.metadata.loader import LoadedModule
+from etl_assets.publish.pg_copy import ParquetSource
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+
+
+class OutboxTables(Mapping[str, pd.DataFrame]):
+    """The version's prepared tables, read from the outbox only when a sink asks: as a
+    DataFrame (`tables[name]`), or batch by batch (`source(name)`, for a streaming sink)."""
+
+    def __init__(self, outbox: OutboxResource, module: str, version: str, names: list[str]):
+        self.outbox, self.module, self.version, self.names = outbox, module, version, names
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.outbox.read_table(self.module, self.version, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def source(self, name: str) -> ParquetSource:
+        return ParquetSource(self.outbox.open_table(self.module, self.version, name))
+
+
+def table_sources(request: PublishRequest) -> Mapping[str, Any]:
+    """The request's tables as batch sources when they come from the outbox, else as given."""
+    tables = request.tables
+    if isinstance(tables, OutboxTables):
+        return {name: tables.source(name) for name in tables}
+    return tables
 
 
 @dataclass
@@ -26,7 +58,7 @@ class PublishRequest:
 
     loaded: LoadedModule
     version: str
-    tables: dict[str, pd.DataFrame]
+    tables: Mapping[str, pd.DataFrame]
     quarantine: pd.DataFrame
     outbox: OutboxResource
     postgres: PostgresResource

@@ -17,7 +17,7 @@ from etl_assets.publish.kafka import KafkaSink
 from etl_assets.publish.postgres import PostgresSink
 from etl_assets.publish.s3 import S3Sink
 from etl_assets.publish.script import ScriptSink
-from etl_assets.publish.sink import PublishReport, PublishRequest, Sink
+from etl_assets.publish.sink import OutboxTables, PublishReport, PublishRequest, Sink
 from etl_assets.results import TableOutcome
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
@@ -171,7 +171,7 @@ def publish_version(
     request = PublishRequest(
         loaded=loaded,
         version=version,
-        tables={n: outbox.read_table(model.name, version, n) for n in names},
+        tables=OutboxTables(outbox, model.name, version, names),
         quarantine=outbox.read_quarantine(model.name, version),
         outbox=outbox,
         postgres=postgres,

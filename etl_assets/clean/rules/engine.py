@@ -74,10 +74,13 @@ def apply_rules(
     version: str,
     parents: Mapping[str, pd.DataFrame],
     parent_key_maps: Mapping[str, pd.DataFrame] | None = None,
+    filtered: bool = True,
 ) -> RulesResult:
     """Apply `table`'s field rules to its typed records `df` (declared columns + `_dm_source`).
 
-    `parents` holds the cleaned data of every table referenced by a foreign key of `table`."""
+    `parents` holds the cleaned data of every table referenced by a foreign key of `table`.
+    With `filtered=False` the result's `data` keeps every record and `alive` marks the cleaned
+    ones, so a caller that writes them batch by batch never holds a filtered copy."""
     ws = WorkingSet.start(df, table, module, version)
     _stable_counts(ws)
     apply_empty_rules(ws)
@@ -87,10 +90,10 @@ def apply_rules(
     apply_foreign_keys(ws, parents, parent_key_maps)
 
     quarantine = ws.quarantine()
-    data = _keep(ws)
+    data = _keep(ws) if filtered else ws.data
     counts = dict(ws.counts)
     counts["rows_in"] = len(df)
-    counts["rows_out"] = len(data)
+    counts["rows_out"] = len(data) if filtered else int(ws.alive.sum())
     counts["rejected"] = sum(counts[k] for k in REJECT_COUNTS)
     ordered = {
         k: counts.pop(k) for k in ("rows_in", "rows_out", "rejected", "duplicates", *REJECT_COUNTS)
@@ -100,4 +103,5 @@ def apply_rules(
         quarantine=quarantine,
         counts={**ordered, **dict(sorted(counts.items()))},
         key_map=key_map,
+        alive=None if filtered else ws.alive,
     )

@@ -1,0 +1,91 @@
+"""The anonymize stage batch by batch, for tables whose anonymization is a function of each
+record alone: pseudonyms (HMAC of the value), keyed perturbation (keyed by the record's own
+values), cell suppression, and no privacy model. Such a table never needs all its rows at once:
+each batch of the staged clean table is anonymized, its records whose parent was suppressed are
+dropped against the parents' compact key columns, and it is written to the staged output.
+
+A table with a privacy model, a generalization, a permutation or an anatomization depends on
+the whole table (classes, hierarchies built from the data, shuffles) and takes the whole-table
+path in `table.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
+from etl_assets.metadata import Table
+from etl_assets.metadata.loader import LoadedModule
+from etl_assets.quarantine import concat_quarantine
+from resources.staged import StagedTable, StagedWriter
+
+RECORD_LOCAL = ("pseudonymize", "perturb", "suppress")
+
+
+def batch_local(table: Table) -> bool:
+    """Whether every anonymization `table` declares depends only on the record itself."""
+    if table.privacy is not None:
+        return False
+    return all(op.method in RECORD_LOCAL for c in table.columns for op in c.anonymization)
+
+
+@dataclass
+class BatchedOutput:
+    """What the batched path publishes: the staged table and the totals over its batches."""
+
+    staged: StagedTable
+    rows_in: int
+    orphans: pd.DataFrame
+    quarantine: pd.DataFrame
+    metrics: dict[str, float] = field(default_factory=dict)
+    summary: str = ""
+    suppressed: int = 0
+
+
+def anonymize_staged(
+    clean: StagedTable,
+    table: Table,
+    loaded: LoadedModule,
+    version: str,
+    key: bytes | None,
+    parents: Mapping[str, pd.DataFrame],
+    writer: StagedWriter,
+) -> BatchedOutput:
+    """Anonymize `clean` batch by batch into `writer`; `parents` holds each parent's published
+    key columns (for the records whose parent anonymization suppressed)."""
+    orphans, removed = [], []
+    metrics: dict[str, float] = {}
+    summary, suppressed = "", 0
+    known: dict[tuple[str, str], pa.Array] = {}
+    memos: dict = {}  # each distinct value is pseudonymized once, not once per batch
+    for batch in clean.iter_batches():
+        frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
+        result = anonymize_for_module(frame, table, loaded, version, key, memos)
+        tables, gone = drop_orphans(result.tables, table, dict(parents), version, known)
+        published = tables[table.name]
+        writer.write(pa.Table.from_pandas(published, preserve_index=False))
+        orphans.append(gone)
+        removed.append(result.quarantine)
+        suppressed += result.suppressed
+        if not summary:
+            metrics, summary = dict(result.metrics), result.summary
+        del frame, result, tables, published
+    if summary:  # the engine's first line counts the batch's records: count the table's
+        lines = summary.splitlines()
+        if lines and lines[0].startswith(f"table {table.name!r}:"):
+            lines[0] = f"table {table.name!r}: {clean.num_rows} records"
+        summary = "\n".join(lines)
+    metrics["suppressed_records"] = float(suppressed)
+    return BatchedOutput(
+        staged=writer.close(),
+        rows_in=clean.num_rows,
+        orphans=concat_quarantine(orphans),
+        quarantine=concat_quarantine(removed),
+        metrics=metrics if summary else {},
+        summary=summary,
+        suppressed=suppressed,
+    )
