@@ -162,6 +162,6 @@ def test_the_extract_assets_show_the_database_as_their_kind(tmp_path):
     specs = [spec for asset in built.assets for spec in asset.specs]
     kinds = {s.key.path[-1]: s.kinds for s in specs if s.key.path[1] == "extract"}
     assert kinds == {
-        "t__s__p0": {"extract", "mysql", "pandas"},
-        "t__s__p1": {"extract", "mysql", "pandas"},
+        "t__s__p0": {"extract", "mysql", "parquet"},
+        "t__s__p1": {"extract", "mysql", "parquet"},
     }

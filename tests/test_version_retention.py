@@ -155,12 +155,16 @@ def test_keep_published_needs_a_limit(tmp_path):
 
 
 def test_the_code_location_has_the_retention_jobs_on_schedules(tmp_path):
+    from etl_assets._dagster_private import without_instance_state
     from etl_assets.definitions import build_definitions
     from schedules.retention import OUTBOX_JOB, OUTBOX_SCHEDULE
 
     shop(tmp_path, "{versions: 3}")
     defs, catalog = build_definitions(tmp_path / "mods")
     assert not catalog.errors, [str(e) for e in catalog.errors]
+    # resolving reads the defs state of the instance an earlier test entered: load as a new process
+    with without_instance_state():
+        defs.get_repository_def()
     assert defs.resolve_job_def(VERSION_JOB).name == VERSION_JOB
     assert defs.resolve_job_def(OUTBOX_JOB).name == OUTBOX_JOB
     version_schedule = defs.resolve_schedule_def(VERSION_SCHEDULE)
