@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 
 from etl_assets.cli.modules import TEMPLATE
 from etl_assets.metadata.jsonld import CONTEXT_URL as CONTEXT  # noqa: F401 - tests build modules with it
@@ -85,3 +87,18 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, ...],
                 k: getattr(v, "value", v) for k, v in mat.metadata.items()
             }
     return out
+
+
+def scratch_database(request, server_url: str, prefix: str) -> str:
+    """A fresh database for a module-scoped fixture, dropped when the fixture ends (a unique
+    name, so two runs of the same file never share one and none is left behind)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    request.addfinalizer(drop)
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)

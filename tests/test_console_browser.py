@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -21,6 +20,7 @@ from oidc_provider_mock import User
 from playwright.sync_api import expect
 
 from tests.conftest import EXAMPLES, ROOT
+from tests.helpers import scratch_database
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port
 from tests.test_web_browser import browser  # noqa: F401 - the module-scoped Chromium fixture
@@ -62,14 +62,11 @@ def set_auto_upload(modules: Path, on: bool) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, pg_server_url):
+def site(tmp_path_factory, pg_server_url, request):
     """clinic 1.0.1 published and 1.0.2 prepared (waiting for approval), then `dmetl serve`
     with OIDC sign-in in front of them."""
     tmp = tmp_path_factory.mktemp("console")
-    name = f"dmtest_console_{uuid.uuid4().hex[:10]}"  # other worktrees run this file too
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    pg_url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
+    pg_url = scratch_database(request, pg_server_url, "dmtest_console")
     modules = tmp / "datamodules"
     shutil.copytree(EXAMPLES, modules)
     (tmp / "roles.yaml").write_text(ROLES)
@@ -91,8 +88,6 @@ def site(tmp_path_factory, pg_server_url):
             served.pg_url = pg_url  # type: ignore[attr-defined]
             served.outbox = tmp / "outbox"  # type: ignore[attr-defined]
             yield served
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

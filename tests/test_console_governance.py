@@ -13,13 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
 from oidc_provider_mock import User
 from playwright.sync_api import expect, sync_playwright
 
 from etl_assets.drafts import validate_draft
 from tests.conftest import EXAMPLES, ROOT
+from tests.helpers import scratch_database
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port, smtp_inbox
 from tests.web_helpers import dmetl_serve, docs_images, serve_env
@@ -70,13 +70,9 @@ def publish_two_versions(folder: Path, env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, pg_server_url):
+def site(tmp_path_factory, pg_server_url, request):
     tmp = tmp_path_factory.mktemp("governance")
-    name = "dmtest_console_governance"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    pg_url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
+    pg_url = scratch_database(request, pg_server_url, "dmtest_console_governance")
     shutil.copytree(EXAMPLES, tmp / "datamodules")
     (tmp / "roles.yaml").write_text(ROLES)
     users = [User(sub=s, claims={"email": e, "groups": g}) for s, (e, g) in PEOPLE.items()]

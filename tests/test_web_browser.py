@@ -20,6 +20,7 @@ from etl_assets.metadata.loader import load_module
 from etl_assets.orchestration.factory import build_module
 from etl_assets.stages import STAGES
 from tests.conftest import EXAMPLES
+from tests.helpers import scratch_database
 from tests.oidc_idp import oidc_provider
 from tests.servers import free_port
 from tests.web_helpers import LOCATION, dmetl_serve, docs_images, serve_env
@@ -42,14 +43,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, pg_server_url):
+def site(tmp_path_factory, pg_server_url, request):
     """An OIDC provider and a `dmetl serve` with the example modules, behind it."""
     tmp = tmp_path_factory.mktemp("browser")
-    name = "dmtest_browser"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    pg_url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
+    pg_url = scratch_database(request, pg_server_url, "dmtest_browser")
     shutil.copytree(EXAMPLES, tmp / "datamodules")
     (tmp / "roles.yaml").write_text(ROLES_FILE)
     users = [

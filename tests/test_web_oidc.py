@@ -15,6 +15,7 @@ from oidc_provider_mock import User
 from etl_assets.web.identity import Principal
 from etl_assets.web.roles import Role
 from etl_assets.web.sessions import SESSION_COOKIE, SessionCodec
+from tests.helpers import scratch_database
 from tests.oidc_idp import oidc_provider
 from tests.web_helpers import dmetl_serve, gql, serve_env
 
@@ -38,13 +39,9 @@ def idp():
 
 
 @pytest.fixture(scope="module")
-def served(idp, tmp_path_factory, pg_server_url):
+def served(idp, tmp_path_factory, pg_server_url, request):
     tmp = tmp_path_factory.mktemp("oidc")
-    name = "dmtest_oidc"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    pg_url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
+    pg_url = scratch_database(request, pg_server_url, "dmtest_oidc")
     (tmp / "roles.yaml").write_text(ROLES_FILE)
     (tmp / "datamodules").mkdir()
     from tests.servers import free_port
