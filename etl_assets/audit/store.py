@@ -206,6 +206,26 @@ def query(
 ) -> list[dict[str, Any]]:
     """The newest events matching every filter given, newest first."""
     ensure(conn)
+    clause, params = _filters(module=module, user=user, action=action, since=since)
+    columns = "seq, at, actor, role, action, outcome, module, version, run_id, body"
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {columns} FROM {SCHEMA}.events{clause} ORDER BY seq DESC LIMIT %s",
+            [*params, limit],
+        ).fetchall()
+
+
+def _filters(
+    *,
+    module: str | None = None,
+    user: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    text: str | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (empty when no filter is given) and its parameters, for `query` and
+    `search`; `text` matches anywhere in the event, case-insensitive, as a literal."""
     where, params = [], []
     for column, value in (("module", module), ("actor", user), ("action", action)):
         if value:
@@ -214,12 +234,15 @@ def query(
     if since:
         where.append("at >= %s")
         params.append(since)
-    sql = f"SELECT seq, at, actor, role, action, outcome, module, version, run_id, body FROM {SCHEMA}.events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY seq DESC LIMIT %s"
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql, [*params, limit]).fetchall()
+    if until:
+        where.append("at < %s")
+        params.append(until)
+    if text:
+        where.append("body ILIKE %s")
+        params.append(
+            "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+    return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
 def search(
@@ -237,23 +260,9 @@ def search(
     """A page of the events matching every filter given (newest first) and how many match;
     `text` is searched in the whole event (case-insensitive)."""
     ensure(conn)
-    where, params = [], []
-    for column, value in (("module", module), ("actor", user), ("action", action)):
-        if value:
-            where.append(f"{column} = %s")
-            params.append(value)
-    if since:
-        where.append("at >= %s")
-        params.append(since)
-    if until:
-        where.append("at < %s")
-        params.append(until)
-    if text:
-        where.append("body ILIKE %s")
-        params.append(
-            "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    clause, params = _filters(
+        module=module, user=user, action=action, since=since, until=until, text=text
+    )
     columns = "seq, at, actor, role, action, outcome, module, version, run_id"
     with conn.cursor(row_factory=dict_row) as cur:
         total = cur.execute(f"SELECT count(*) AS n FROM {SCHEMA}.events{clause}", params).fetchone()

@@ -259,22 +259,30 @@ def may_decide(connection: RegisteredConnection, actor: Actor) -> bool:
     return actor.admin or actor.is_owner(connection.owners)
 
 
+def _request_for_owner(
+    conn: psycopg.Connection, request_id: int, actor: Actor, what: str
+) -> AccessRequest:
+    """The request, locked, when `actor` may decide it (an owner of its connection or an admin);
+    else an error saying who may `what`."""
+    found = get_request(conn, request_id, for_update=True)
+    if found is None:
+        raise GovernanceError(f"no access request {request_id}")
+    registered = get_connection(conn, found.connection)
+    assert registered is not None  # a foreign key
+    if not may_decide(registered, actor):
+        raise GovernanceError(
+            f"only the owners of {found.connection!r} ({', '.join(registered.owners)}) {what}"
+        )
+    return found
+
+
 def decide(
     conn: psycopg.Connection, request_id: int, actor: Actor, approve: bool, note: str = ""
 ) -> AccessRequest:
     """An owner's approval (a grant) or denial of a pending request."""
     ensure(conn)
     with conn.transaction():
-        found = get_request(conn, request_id, for_update=True)
-        if found is None:
-            raise GovernanceError(f"no access request {request_id}")
-        registered = get_connection(conn, found.connection)
-        assert registered is not None  # a foreign key
-        if not may_decide(registered, actor):
-            raise GovernanceError(
-                f"only the owners of {found.connection!r} ({', '.join(registered.owners)})"
-                " decide its access requests"
-            )
+        found = _request_for_owner(conn, request_id, actor, "decide its access requests")
         if found.status != "pending":
             raise GovernanceError(
                 f"access request {request_id} was {found.status} by {found.decided_by} already"
@@ -301,16 +309,7 @@ def revoke(
     """An owner withdraws a grant (an approved request); the next governed run needs a new one."""
     ensure(conn)
     with conn.transaction():
-        found = get_request(conn, request_id, for_update=True)
-        if found is None:
-            raise GovernanceError(f"no access request {request_id}")
-        registered = get_connection(conn, found.connection)
-        assert registered is not None  # a foreign key
-        if not may_decide(registered, actor):
-            raise GovernanceError(
-                f"only the owners of {found.connection!r} ({', '.join(registered.owners)})"
-                " revoke its grants"
-            )
+        found = _request_for_owner(conn, request_id, actor, "revoke its grants")
         if found.status != "approved":
             raise GovernanceError(f"access request {request_id} is {found.status}, not a grant")
         conn.execute(
