@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -16,6 +15,7 @@ from resources import OutboxResource, ParquetIOManager, PostgresResource
 from resources.deployment import GovernanceResource, PrivacyResource, SecretsResource
 from resources.io_manager import IO_MANAGER_KEY
 from resources.postgres import embedded_url
+from tests.helpers import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "datamodules"
@@ -40,15 +40,9 @@ def pg_server_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def pg_url(pg_server_url: str) -> str:
+def pg_url(pg_server_url: str, request) -> str:
     """A fresh database per test, dropped afterwards (tests never see each other's tables)."""
-    name = f"dmtest_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
-    yield url
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return scratch_database(request, pg_server_url, "dmtest")
 
 
 def stop_embedded_postgres(data_dir: Path) -> None:

@@ -90,7 +90,7 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, ...],
 
 
 def scratch_database(request, server_url: str, prefix: str) -> str:
-    """A fresh database for a module-scoped fixture, dropped when the fixture ends (a unique
+    """A fresh database for a fixture, dropped when the fixture ends (a unique
     name, so two runs of the same file never share one and none is left behind)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as conn:

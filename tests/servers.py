@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pymysql
 import pytest
 from aiosmtpd.controller import Controller
+
+from bench.common import mysql_connect  # one helper for the SQL benchmarks and the tests
 
 
 def free_port() -> int:
@@ -62,21 +64,6 @@ def pg_shards(pg_server_url: str) -> Iterator[list[str]]:
 
 
 MACHINE_MYSQL = os.environ.get("DM_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-
-
-def mysql_connect(url: str, database: str | None = None) -> pymysql.connections.Connection:
-    """A PyMySQL connection (autocommit, utf8mb4) to the server and database of a mysql:// URL."""
-    parts = urlsplit(url)
-    return pymysql.connect(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 3306,
-        user=unquote(parts.username or "root"),
-        password=unquote(parts.password or ""),
-        database=database if database is not None else (parts.path.lstrip("/") or None),
-        charset="utf8mb4",
-        autocommit=True,
-        connect_timeout=5,
-    )
 
 
 @pytest.fixture(scope="session")
