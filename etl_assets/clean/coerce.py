@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl_assets.metadata import Column, Table
 from etl_assets.quarantine import (
@@ -97,9 +98,9 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     if kind in ("integer", "number"):
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             num = pd.to_numeric(s, errors="coerce").astype("float64")
+            values = num.to_numpy(dtype="float64", na_value=np.nan)
         else:
-            num = pd.to_numeric(_as_text(s).astype(object), errors="coerce").astype("float64")
-        values = num.to_numpy(dtype="float64", na_value=np.nan)
+            values = _parse_numbers(_as_text(s))
         bad = np.isnan(values) & ~empty
         if kind == "integer":
             fractional = ~np.isnan(values) & (np.floor(values) != values)
@@ -128,9 +129,11 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     ):
         parsed = pd.to_datetime(s, errors="coerce", utc=True)
     else:
-        text = _as_text(s).astype(object)
+        text = _as_text(s)
         if column.format:
-            parsed = pd.to_datetime(text, errors="coerce", format=column.format, utc=True)
+            parsed = pd.to_datetime(
+                text.astype(object), errors="coerce", format=column.format, utc=True
+            )
         else:
             parsed = _parse_iso(text)
     parsed = parsed.dt.tz_localize(None)  # stored as naive UTC
@@ -146,10 +149,41 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
 OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
+# A plain decimal number: Arrow parses these in C (correctly rounded, as Python's float does);
+# anything else (+1, inf, nan, 1_000, 1e999, ...) is left to pandas, so what is accepted and
+# what each accepted text means do not change.
+PLAIN_NUMBER = r"^-?[0-9]{1,300}(?:\.[0-9]{1,300})?(?:[eE][+-]?[0-9]{1,2})?$"
+
+
+def _arrow_text(text: pd.Series) -> pa.Array:
+    values = text.array.__arrow_array__()
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _parse_numbers(text: pd.Series) -> np.ndarray:
+    """Stripped text (blank: null) to float64, NaN where empty or not a number."""
+    arrow = _arrow_text(text)
+    plain = pc.match_substring_regex(arrow, PLAIN_NUMBER).fill_null(False)
+    try:
+        parsed = pc.cast(pc.if_else(plain, arrow, pa.scalar(None, pa.string())), pa.float64())
+    except pa.ArrowInvalid:  # not expected for plain numbers; pandas decides them all then
+        plain = pa.array(np.zeros(len(arrow), dtype=bool))
+        parsed = pa.nulls(len(arrow), pa.float64())
+    values = parsed.to_numpy(zero_copy_only=False).astype("float64", copy=True)
+    present = ~np.asarray(arrow.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    other = np.flatnonzero(~np.asarray(plain.to_numpy(zero_copy_only=False), dtype=bool) & present)
+    if len(other):
+        rest = pd.Series(arrow.take(pa.array(other)).to_pylist(), dtype=object)
+        values[other] = pd.to_numeric(rest, errors="coerce").astype("float64").to_numpy()
+    return values
+
+
 def _parse_iso(text: pd.Series) -> pd.Series:
     """ISO 8601 to UTC. Values with and without an offset are parsed apart: pandas, given both
     in one call, applies the first value's offset to the naive ones."""
-    has_offset = text.str.contains(OFFSET, regex=True, na=False).to_numpy(dtype=bool)
+    has_offset = pc.match_substring_regex(_arrow_text(text), OFFSET).fill_null(False)
+    has_offset = np.asarray(has_offset.to_numpy(zero_copy_only=False), dtype=bool)
+    text = text.astype(object)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     for mask in (has_offset, ~has_offset):
         if mask.any():
