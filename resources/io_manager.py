@@ -30,6 +30,16 @@ def _staged(path: Path) -> Path:
     return path.parent / f"{path.name}{STAGED_SUFFIX}"
 
 
+SCRATCH_INFIX = ".scratch-"
+
+
+def _stored_for(name: str, partition: str) -> bool:
+    """Whether a file or folder named `name` is what an asset stored for `partition`."""
+    if name in (partition, f"{partition}.parquet", f"{partition}{STAGED_SUFFIX}"):
+        return True
+    return name.startswith(f"{partition}{SCRATCH_INFIX}") and name.endswith(STAGED_SUFFIX)
+
+
 IO_MANAGER_KEY = "dm_io_manager"
 
 
@@ -52,6 +62,13 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     def stage(self, asset_key: dg.AssetKey, partition: str | None) -> StagedWriter:
         """A writer for the asset's staged table of `partition` (published on `close()`)."""
         path = _staged(self.path_for(asset_key, partition))
+        return StagedWriter(path, base=Path(self.base_dir), batch_rows=self.batch_rows)
+
+    def scratch(self, asset_key: dg.AssetKey, partition: str | None, name: str) -> StagedWriter:
+        """A writer for a step's own working table (`name`) next to the asset's: restricted
+        like all step storage; the step removes it when done, a discarded version with it."""
+        path = self.path_for(asset_key, partition)
+        path = path.parent / f"{path.name}{SCRATCH_INFIX}{name}{STAGED_SUFFIX}"
         return StagedWriter(path, base=Path(self.base_dir), batch_rows=self.batch_rows)
 
     def _stored(self, path: Path) -> pd.DataFrame | StagedTable:
@@ -82,14 +99,14 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if not root.is_dir():
             return removed
         for found in sorted(root.rglob(f"{partition}*")):
-            if found.name not in (partition, f"{partition}.parquet") or not found.exists():
+            if not found.exists() or not _stored_for(found.name, partition):
                 continue
             removed.append("/".join(found.parent.relative_to(Path(self.base_dir)).parts))
             if found.is_dir():
                 shutil.rmtree(found)
             else:
                 found.unlink()
-        return removed
+        return list(dict.fromkeys(removed))
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         if obj is None:

@@ -5,6 +5,7 @@ import pandas as pd
 
 from etl_assets.asset_metadata import column_lineage, quarantine_summary, staged_metadata
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
+from etl_assets.clean.streamed import clean_streamed
 from etl_assets.clean.table import Source, clean_table
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
@@ -70,13 +71,26 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         parent_frames = {
             p: key_columns(inputs[f"parent_{p}"], _referenced(table, p)) for p in parents
         }
+        streamed = sum(len(f) for f in frames) > dm_io_manager.batch_rows
         with restricted_errors(outbox, kit, version, f"clean {table.name}"):
-            result = clean_table(
-                frames, table, kit.model, version=version, parents=parent_frames, filtered=False
-            )
+            if streamed:  # bounded memory: the table rules on compact columns
+                scratch = dm_io_manager.scratch(context.asset_key, version, "ruled")
+                result = clean_streamed(
+                    frames, table, kit.model, version=version, parents=parent_frames,
+                    scratch=scratch,
+                )  # fmt: skip
+            else:
+                result = clean_table(
+                    frames, table, kit.model, version=version, parents=parent_frames,
+                    filtered=False,
+                )  # fmt: skip
         # the cleaned records go to step storage a batch at a time: no filtered copy
-        with dm_io_manager.stage(context.asset_key, version) as writer:
-            staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
+        try:
+            with dm_io_manager.stage(context.asset_key, version) as writer:
+                staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
+        finally:
+            if streamed:
+                result.discard()
         qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
         if result.key_map is not None and len(result.key_map):
             outbox.write_key_map(kit.module, version, table.name, result.key_map)

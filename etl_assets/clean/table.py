@@ -51,7 +51,7 @@ class CleanResult:
         return kept_batches(self.records, self.alive, rows)
 
 
-def _columns(source: Source) -> list[str]:
+def source_columns(source: Source) -> list[str]:
     return source.columns if isinstance(source, StagedTable) else [str(c) for c in source.columns]
 
 
@@ -65,41 +65,89 @@ def _frames(source: Source) -> Iterator[pd.DataFrame]:
         yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The typed records' columns over all sources: declared, bookkeeping, undeclared ones."""
+
+    declared: list[str]
+    bookkeeping: list[str]
+    extra: list[str]
+    dropped: list[str]
+    missing: list[str]
+
+    @property
+    def order(self) -> list[str]:
+        return [*self.declared, *self.bookkeeping, *self.extra]
+
+
+def source_layout(sources: list[Source], table: Table) -> Layout:
+    """Which columns the typed records of `sources` have, from their schemas alone."""
+    seen = list(dict.fromkeys(c for s in sources for c in source_columns(s)))
+    declared = [c.name for c in table.columns]
+    bookkeeping = [SOURCE_COLUMN] + ([SHARD_COLUMN] if SHARD_COLUMN in seen else [])
+    undeclared = [c for c in seen if c not in declared and c not in (*bookkeeping, RAW_COLUMN)]
+    return Layout(
+        declared=declared,
+        bookkeeping=bookkeeping,
+        extra=[] if table.strict else undeclared,
+        dropped=undeclared if table.strict else [],
+        missing=[c for c in declared if c not in seen],
+    )
+
+
+def source_frames(sources: list[Source]) -> Iterator[pd.DataFrame]:
+    """Every source's records, a batch at a time (a staged source is never read whole)."""
+    for source in sources:
+        yield from _frames(source)
+
+
 def type_sources(sources: list[Source], table: Table, version: str) -> TypingResult:
     """`enforce_schema` over every source batch by batch, in collection order: the typed
     records (declared columns, source, shard, undeclared ones) and the type rejects."""
-    sources = [s for s in sources if _columns(s)]
-    seen = list(dict.fromkeys(c for s in sources for c in _columns(s)))
-    declared = [c.name for c in table.columns]
+    sources = [s for s in sources if source_columns(s)]
     if not sources:
         return enforce_schema(pd.DataFrame(), table, version)
+    layout = source_layout(sources, table)
     parts: list[pa.Table] = []
     quarantine: list[pd.DataFrame] = []
     counts: dict[str, int] = {}
-    for source in sources:
-        for frame in _frames(source):
-            typed = enforce_schema(frame, table, version)
-            parts.append(pa.Table.from_pandas(typed.data, preserve_index=False))
-            quarantine.append(typed.quarantine)
-            for k, v in typed.counts.items():
-                counts[k] = counts.get(k, 0) + v
-            del frame, typed
+    for frame in source_frames(sources):
+        typed = enforce_schema(frame, table, version)
+        parts.append(pa.Table.from_pandas(typed.data, preserve_index=False))
+        quarantine.append(typed.quarantine)
+        add_counts(counts, typed.counts)
+        del frame, typed
     merged = pa.concat_tables(parts, promote_options="default")
     del parts
-    bookkeeping = [SOURCE_COLUMN] + ([SHARD_COLUMN] if SHARD_COLUMN in seen else [])
-    extra = [c for c in seen if c not in declared and c not in (*bookkeeping, RAW_COLUMN)]
-    extra = [c for c in extra if c in merged.schema.names]
-    merged = merged.select([*declared, *bookkeeping, *extra])
+    merged = merged.select([c for c in layout.order if c in merged.schema.names])
     return TypingResult(
         data=merged.to_pandas(types_mapper=pd.ArrowDtype),
         quarantine=concat_quarantine(quarantine),
         counts=counts,
-        dropped_columns=[
-            c for c in seen if c not in declared and c not in bookkeeping and c != RAW_COLUMN
-        ]
-        if table.strict
-        else [],  # fmt: skip
-        missing_columns=[c for c in declared if c not in seen],
+        dropped_columns=layout.dropped,
+        missing_columns=layout.missing,
+    )
+
+
+def add_counts(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for k, v in more.items():
+        total[k] = total.get(k, 0) + v
+
+
+def clean_counts(typing: Mapping[str, int], rules: Mapping[str, int]) -> CleanCounts:
+    """rows extracted = rows out + rejected (typing and rules) + duplicates merged."""
+    details = {f"typing_{k}": v for k, v in typing.items() if k not in ("rows_in", "rows_typed")}
+    details.update(
+        {k: v for k, v in rules.items() if k not in ("rows_in", "rows_out", "duplicates")}
+    )
+    details["rejected_rules"] = details.pop("rejected", 0)
+    details["rejected_type"] = typing["rows_in"] - typing["rows_typed"]
+    return CleanCounts(
+        rows_extracted=typing["rows_in"],
+        rows_out=rules["rows_out"],
+        rejected=details["rejected_type"] + details["rejected_rules"],
+        duplicates=rules["duplicates"],
+        details=details,
     )
 
 
@@ -126,25 +174,10 @@ def clean_table(
         parent_key_maps=parent_key_maps,
         filtered=filtered,
     )
-    details = {
-        f"typing_{k}": v for k, v in typed.counts.items() if k not in ("rows_in", "rows_typed")
-    }
-    details.update(
-        {k: v for k, v in ruled.counts.items() if k not in ("rows_in", "rows_out", "duplicates")}
-    )
-    details["rejected_rules"] = details.pop("rejected", 0)
-    details["rejected_type"] = typed.counts["rows_in"] - typed.counts["rows_typed"]
-    counts = CleanCounts(
-        rows_extracted=typed.counts["rows_in"],
-        rows_out=ruled.counts["rows_out"],
-        rejected=details["rejected_type"] + details["rejected_rules"],
-        duplicates=ruled.counts["duplicates"],
-        details=details,
-    )
     return CleanResult(
         records=ruled.data,
         quarantine=concat_quarantine([typed.quarantine, ruled.quarantine]),
-        counts=counts,
+        counts=clean_counts(typed.counts, ruled.counts),
         key_map=ruled.key_map,
         dropped_columns=typed.dropped_columns,
         missing_columns=typed.missing_columns,

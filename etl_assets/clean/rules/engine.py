@@ -36,7 +36,7 @@ from etl_assets.metadata import DataModule, Table
 REJECT_COUNTS = ("rejected_empty", "rejected_range", "rejected_primary_key", "rejected_foreign_key")
 
 
-def _stable_counts(ws: WorkingSet) -> None:
+def stable_counts(ws: WorkingSet) -> None:
     """Zero counts for every rule the table declares, so Dagster plots have no gaps."""
     for key in ("duplicates", *REJECT_COUNTS):
         ws.count(key, 0)
@@ -66,6 +66,35 @@ def _keep(ws: WorkingSet) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+def apply_record_rules(ws: WorkingSet) -> None:
+    """The rules that look at one record at a time (1-2): a batch can take them alone."""
+    apply_empty_rules(ws)
+    apply_range_rules(ws)
+
+
+def apply_table_rules(
+    ws: WorkingSet,
+    parents: Mapping[str, pd.DataFrame],
+    parent_key_maps: Mapping[str, pd.DataFrame] | None,
+) -> pd.DataFrame | None:
+    """The rules that compare records (3-5); the key map of `regenerate`."""
+    apply_dedupe(ws)
+    key_map = apply_primary_key(ws)
+    apply_foreign_keys(ws, parents, parent_key_maps)
+    return key_map
+
+
+def ordered_counts(counts: dict[str, int], rows_in: int, rows_out: int) -> dict[str, int]:
+    """The rule counts with the totals first (rows_in = rows_out + rejected + duplicates)."""
+    counts = {**counts, "rows_in": rows_in, "rows_out": rows_out}
+    counts["rejected"] = sum(counts.get(k, 0) for k in REJECT_COUNTS)
+    ordered = {
+        k: counts.pop(k, 0)
+        for k in ("rows_in", "rows_out", "rejected", "duplicates", *REJECT_COUNTS)
+    }
+    return {**ordered, **dict(sorted(counts.items()))}
+
+
 def apply_rules(
     df: pd.DataFrame,
     table: Table,
@@ -82,26 +111,17 @@ def apply_rules(
     With `filtered=False` the result's `data` keeps every record and `alive` marks the cleaned
     ones, so a caller that writes them batch by batch never holds a filtered copy."""
     ws = WorkingSet.start(df, table, module, version)
-    _stable_counts(ws)
-    apply_empty_rules(ws)
-    apply_range_rules(ws)
-    apply_dedupe(ws)
-    key_map = apply_primary_key(ws)
-    apply_foreign_keys(ws, parents, parent_key_maps)
+    stable_counts(ws)
+    apply_record_rules(ws)
+    key_map = apply_table_rules(ws, parents, parent_key_maps)
 
     quarantine = ws.quarantine()
     data = _keep(ws) if filtered else ws.data
-    counts = dict(ws.counts)
-    counts["rows_in"] = len(df)
-    counts["rows_out"] = len(data) if filtered else int(ws.alive.sum())
-    counts["rejected"] = sum(counts[k] for k in REJECT_COUNTS)
-    ordered = {
-        k: counts.pop(k) for k in ("rows_in", "rows_out", "rejected", "duplicates", *REJECT_COUNTS)
-    }
+    rows_out = len(data) if filtered else int(ws.alive.sum())
     return RulesResult(
         data=data,
         quarantine=quarantine,
-        counts={**ordered, **dict(sorted(counts.items()))},
+        counts=ordered_counts(ws.counts, len(df), rows_out),
         key_map=key_map,
         alive=None if filtered else ws.alive,
     )

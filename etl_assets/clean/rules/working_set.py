@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl_assets.clean.rules.record_text import records_json
+from etl_assets.clean.rules.stored_rows import StoredRows
 from etl_assets.metadata import DataModule, Table
 from etl_assets.quarantine import (
     QUARANTINE_COLUMNS,
@@ -144,6 +145,10 @@ class WorkingSet:
     key_candidates: np.ndarray | None = None
     """positions that may share a primary key with another record (found by dedupe while it
     narrows on the key columns; a superset for the primary-key rule, which runs after it)"""
+    stored: StoredRows | None = None
+    """for a streamed table: every record, on disk; `data` then holds only compact columns"""
+    changed: set[str] = field(default_factory=set)
+    """the columns of `data` a rule replaced"""
 
     @classmethod
     def start(cls, df: pd.DataFrame, table: Table, module: DataModule, version: str) -> WorkingSet:
@@ -160,12 +165,35 @@ class WorkingSet:
     def arrow(self, column: str) -> pa.ChunkedArray:
         return arrow_of(self.data[column])
 
+    @property
+    def columns(self) -> list[str]:
+        """Every column of the records, also those only `stored` holds."""
+        return self.stored.columns if self.stored is not None else [str(c) for c in self.data]
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """A whole column with its current values: from `data`, else read from `stored`."""
+        if name in self.data.columns or self.stored is None:
+            return self.arrow(name)
+        return self.stored.column(name)
+
+    def values_at(self, columns: list[str], positions: np.ndarray) -> list[pa.ChunkedArray]:
+        """The current values of `columns` at `positions` (what `data` lacks: one pass)."""
+        missing = [c for c in columns if c not in self.data.columns]
+        fetched = self.stored.at(positions, missing) if missing and self.stored else None
+        return [
+            fetched.column(c)
+            if fetched is not None and c in missing
+            else take(self.arrow(c), positions)
+            for c in columns
+        ]
+
     def set_column(self, column: str, values: pa.ChunkedArray | pa.Array) -> None:
         dtype = self.data[column].dtype
         new = series_of(values, self.data.index)
         if new.dtype != dtype:
             new = new.astype(dtype)
         self.data[column] = new
+        self.changed.add(column)
 
     def count(self, key: str, n: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + int(n)
@@ -266,7 +294,10 @@ class WorkingSet:
         else:
             source = sources.take(positions).astype(QUARANTINE_DTYPE)
             source.index = rows
-        records = pd.DataFrame({c: take_series(v, positions) for c, v in self.original.items()})
+        if self.stored is not None:
+            records = self.stored.records(positions)
+        else:
+            records = pd.DataFrame({c: take_series(v, positions) for c, v in self.original.items()})
         record = records_json(records).array.__arrow_array__()
         del records
         columns = {

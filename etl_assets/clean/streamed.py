@@ -1,0 +1,205 @@
+"""The clean stage of a table larger than one batch, in memory bounded by the batch and a few
+compact columns, with the same result as the whole-table path (`table.clean_table`).
+
+1. Each source batch is typed and given the record-local rules (empty values, ranges); every
+   record, with its values after them, goes to a scratch staged table in step storage.
+2. The rules that compare records (dedupe, primary keys, foreign keys) run on compact columns
+   held in memory: the key and reference columns and the sources (dictionary-encoded). Dedupe
+   reads the other columns one at a time and fetches the few candidates' records at once.
+3. The cleaned records are the scratch table's batches filtered by the alive mask, with the
+   columns a rule replaced (re-keyed records) swapped in.
+
+Peak memory: one batch of every column, plus per record the alive mask, the compact columns and
+one other column while dedupe narrows. The quarantine (rejected records only) is held whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl_assets.clean.coerce import enforce_schema
+from etl_assets.clean.rules.engine import (
+    apply_record_rules,
+    apply_table_rules,
+    ordered_counts,
+    stable_counts,
+)
+from etl_assets.clean.rules.stored_rows import POSITION, StoredRows
+from etl_assets.clean.rules.working_set import WorkingSet
+from etl_assets.clean.table import (
+    Layout,
+    Source,
+    add_counts,
+    clean_counts,
+    source_columns,
+    source_frames,
+    source_layout,
+)
+from etl_assets.metadata import DataModule, Table
+from etl_assets.quarantine import SOURCE_COLUMN, concat_quarantine
+from etl_assets.results import CleanCounts
+from resources.staged import StagedTable, StagedWriter
+
+
+@dataclass
+class StreamedClean:
+    stored: StagedTable
+    """every typed record after the record-local rules (scratch: `discard()` removes it)"""
+    alive: np.ndarray
+    replaced: dict[str, pa.ChunkedArray]
+    quarantine: pd.DataFrame
+    counts: CleanCounts
+    key_map: pd.DataFrame | None
+    dropped_columns: list[str]
+    missing_columns: list[str]
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The cleaned records, at most `rows` per batch, in extraction order."""
+        start = 0
+        if not self.stored.num_rows:
+            yield self.stored.schema.empty_table()
+        for batch in self.stored.iter_batches(batch_rows=rows):
+            n = batch.num_rows
+            part = pa.Table.from_batches([batch])
+            for name, values in self.replaced.items():
+                index = part.schema.get_field_index(name)
+                part = part.set_column(index, part.schema.field(index), values.slice(start, n))
+            yield part.filter(pa.array(self.alive[start : start + n]))
+            start += n
+
+    def discard(self) -> None:
+        StagedTable.remove(self.stored.path)
+
+
+def _conformed(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """`df` with every column of `layout`, in its order (undeclared ones missing here: null)."""
+    for name in layout.order:
+        if name not in df.columns:
+            df[name] = pd.Series(pd.NA, index=df.index, dtype=pd.ArrowDtype(pa.string()))
+    return df[layout.order]
+
+
+def _changed_positions(ws: WorkingSet) -> np.ndarray:
+    found = [e.positions for e in ws.entries if e.action == "modified"]
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class _FirstPass:
+    stored: StagedTable
+    alive: np.ndarray
+    originals: pa.Table | None
+    quarantine: list[pd.DataFrame]
+    typing_counts: dict[str, int]
+    rule_counts: dict[str, int]
+
+
+def _record_pass(
+    sources: list[Source], table: Table, module: DataModule, version: str, scratch: StagedWriter
+) -> _FirstPass:
+    layout = source_layout(sources, table)
+    typing_q, rules_q, originals, alive = [], [], [], []
+    typing_counts: dict[str, int] = {}
+    rule_counts: dict[str, int] = {}
+    offset = 0
+    for frame in source_frames(sources):
+        typed = enforce_schema(frame, table, version)
+        del frame
+        typing_q.append(typed.quarantine)
+        add_counts(typing_counts, typed.counts)
+        ws = WorkingSet.start(_conformed(typed.data, layout), table, module, version)
+        del typed
+        apply_record_rules(ws)
+        rules_q.append(ws.quarantine())
+        add_counts(rule_counts, ws.counts)
+        changed = _changed_positions(ws)
+        if len(changed):
+            before = pa.Table.from_pandas(ws.original.iloc[changed], preserve_index=False)
+            originals.append(before.append_column(POSITION, pa.array(changed + offset)))
+        scratch.write(pa.Table.from_pandas(ws.data, preserve_index=False))
+        alive.append(ws.alive)
+        offset += len(ws.alive)
+    return _FirstPass(
+        stored=scratch.close(),
+        alive=np.concatenate(alive) if alive else np.zeros(0, dtype=bool),
+        originals=pa.concat_tables(originals) if originals else None,
+        quarantine=typing_q + rules_q,
+        typing_counts=typing_counts,
+        rule_counts=rule_counts,
+    )
+
+
+def _compact(stored: StagedTable, table: Table) -> pd.DataFrame:
+    """The columns the table rules read for every record: keys, references and the source."""
+    names = [*(table.primaryKey or []), *(c.name for c in table.columns if c.foreignKey)]
+    names = [c for c in dict.fromkeys([*names, SOURCE_COLUMN]) if c in stored.columns]
+    columns = {}
+    for name in names:
+        values = stored.read([name]).column(name)
+        if name == SOURCE_COLUMN:  # a few distinct texts repeated per record
+            values = pa.chunked_array(
+                [pc.dictionary_encode(c) for c in values.chunks],
+                type=pa.dictionary(pa.int32(), values.type),
+            )
+        columns[name] = pd.Series(pd.arrays.ArrowExtensionArray(values), copy=False)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _as_text_source(key_map: pd.DataFrame | None) -> pd.DataFrame | None:
+    if key_map is None or SOURCE_COLUMN not in key_map.columns:
+        return key_map
+    key_map[SOURCE_COLUMN] = key_map[SOURCE_COLUMN].astype(pd.ArrowDtype(pa.string()))
+    return key_map
+
+
+def clean_streamed(
+    sources: list[Source],
+    table: Table,
+    module: DataModule,
+    *,
+    version: str,
+    parents: Mapping[str, pd.DataFrame],
+    scratch: StagedWriter,
+    parent_key_maps: Mapping[str, pd.DataFrame] | None = None,
+) -> StreamedClean:
+    """`clean_table`'s result for `sources`, streamed through the staged table `scratch`."""
+    sources = [s for s in sources if source_columns(s)]
+    first = _record_pass(sources, table, module, version, scratch)
+    try:
+        compact = _compact(first.stored, table)
+        ws = WorkingSet(
+            table=table,
+            module=module,
+            version=version,
+            original=compact,
+            data=compact.copy(deep=False),
+            alive=first.alive,
+            stored=StoredRows(first.stored, first.originals),
+        )
+        stable_counts(ws)
+        for key, n in first.rule_counts.items():
+            ws.count(key, n)
+        key_map = apply_table_rules(ws, parents, parent_key_maps)
+        quarantine = concat_quarantine([*first.quarantine, ws.quarantine()])
+    except BaseException:
+        StagedTable.remove(first.stored.path)
+        raise
+    rows_in = first.typing_counts.get("rows_typed", len(first.alive))
+    rules = ordered_counts(ws.counts, rows_in, int(ws.alive.sum()))
+    layout = source_layout(sources, table)
+    return StreamedClean(
+        stored=first.stored,
+        alive=ws.alive,
+        replaced={c: ws.arrow(c) for c in ws.changed},
+        quarantine=quarantine,
+        counts=clean_counts(first.typing_counts, rules),
+        key_map=_as_text_source(key_map),
+        dropped_columns=layout.dropped,
+        missing_columns=layout.missing,
+    )
