@@ -52,8 +52,9 @@ def dlt_python() -> Path:
     return python
 
 
-def measure(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB of the process and all its children, output)."""
+def measure(cmd: list[str], env: dict, samples: list | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB of the process and all its children, output); with
+    `samples`, every reading is appended to it as (epoch seconds, RSS MB)."""
     peak = 0.0
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -67,6 +68,8 @@ def measure(cmd: list[str], env: dict) -> tuple[float, float, str]:
             try:
                 rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
                 peak = max(peak, rss / 2**20)
+                if samples is not None:
+                    samples.append((time.time(), rss / 2**20))
             except psutil.Error:
                 pass
             time.sleep(0.05)
@@ -82,11 +85,11 @@ def measure(cmd: list[str], env: dict) -> tuple[float, float, str]:
     return wall, peak, out
 
 
-def stage_seconds(home: Path) -> dict[str, float]:
-    """Seconds per stage of the instance's one run, from its step events."""
+def stage_intervals(home: Path) -> dict[str, list[tuple[float, float]]]:
+    """(start, end) epoch seconds of each step of the instance's one run, per stage."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [record] = instance.get_run_records(limit=1)
-        starts, totals = {}, defaultdict(float)
+        starts, spans = {}, defaultdict(list)
         for entry in instance.all_logs(record.dagster_run.run_id):
             event = entry.dagster_event
             if event is None or not event.step_key:
@@ -95,8 +98,18 @@ def stage_seconds(home: Path) -> dict[str, float]:
                 starts[event.step_key] = entry.timestamp
             elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
                 stage = event.step_key.split("__")[1]
-                totals[stage] += entry.timestamp - starts.get(event.step_key, entry.timestamp)
-    return dict(totals)
+                spans[stage].append((starts.get(event.step_key, entry.timestamp), entry.timestamp))
+    return dict(spans)
+
+
+def stage_figures(spans: dict, samples: list) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per stage, and the peak RSS (MB) of the process tree while that stage ran."""
+    seconds = {stage: sum(b - a for a, b in ivs) for stage, ivs in spans.items()}
+    peaks = {
+        stage: max((mb for t, mb in samples if any(a <= t <= b for a, b in ivs)), default=0.0)
+        for stage, ivs in spans.items()
+    }
+    return seconds, peaks
 
 
 def ours(mods: Path, module: str, work: Path) -> dict:
@@ -107,10 +120,12 @@ def ours(mods: Path, module: str, work: Path) -> dict:
         env = {**os.environ, "DAGSTER_HOME": str(home), "DM_MODULES_DIR": str(mods),
                "DM_POSTGRES_URL": url, "DM_OUTBOX_ROOT": str(home / "outbox"),
                "DM_STORAGE_ROOT": str(home / "steps"), "PYTHONPATH": str(ROOT)}  # fmt: skip
-        wall, rss, _ = measure([sys.executable, "-m", "etl_assets.cli", "run", module], env)
-    stages = stage_seconds(home)
+        samples: list = []
+        cmd = [sys.executable, "-m", "etl_assets.cli", "run", module]
+        wall, rss, _ = measure(cmd, env, samples)
+    stages, stage_rss = stage_figures(stage_intervals(home), samples)
     shutil.rmtree(home, ignore_errors=True)
-    return {"seconds": wall, "peak_rss_mb": rss, "stages": stages}
+    return {"seconds": wall, "peak_rss_mb": rss, "stages": stages, "stage_rss_mb": stage_rss}
 
 
 def dlt(data: Path, work: Path) -> dict:
@@ -171,13 +186,14 @@ def run_size(n: int, rounds: int, work: Path) -> dict:
             "peak_rss_mb": round(median(results, "peak_rss_mb")),
             "all_seconds": [round(r["seconds"], 2) for r in results],
         }
-    stages = defaultdict(list)
-    for result in runs["ours_full"]:
-        for stage, seconds in result["stages"].items():
-            stages[stage].append(seconds)
-    out["ours_full"]["stage_seconds"] = {
-        s: round(statistics.median(v), 2) for s, v in stages.items()
-    }
+    for field, key, digits in (("stages", "stage_seconds", 2), ("stage_rss_mb", "stage_rss_mb", 0)):
+        per_stage = defaultdict(list)
+        for result in runs["ours_full"]:
+            for stage, value in result[field].items():
+                per_stage[stage].append(value)
+        out["ours_full"][key] = {
+            s: round(statistics.median(v), digits) for s, v in per_stage.items()
+        }
     shutil.rmtree(work / f"gen_{n}", ignore_errors=True)
     shutil.rmtree(mods, ignore_errors=True)
     return out
@@ -210,6 +226,7 @@ def report(results: dict[int, dict]) -> None:
             print(f"{n:>11,} {name:<11} {c['seconds']:>9.2f} {c['rows_per_s']:>11,} "
                   f"{c['peak_rss_mb']:>8,}")  # fmt: skip
         print(f"{'':>11} stages (ours_full, s): {r['ours_full']['stage_seconds']}")
+        print(f"{'':>11} stages (ours_full, peak MB): {r['ours_full']['stage_rss_mb']}")
     sizes = sorted(results)
     summary = {"sizes": sizes}
     for n in sizes:
@@ -224,6 +241,7 @@ def report(results: dict[int, dict]) -> None:
             "full_vs_dlt": round(r["ours_full"]["seconds"] / r["dlt"]["seconds"], 2),
             "plain_vs_floor": round(r["ours_plain"]["seconds"] / r["psql_copy"]["seconds"], 2),
             "stages_s": r["ours_full"]["stage_seconds"],
+            "stages_rss_mb": r["ours_full"]["stage_rss_mb"],
         }
     if len(sizes) >= 2:
         a, b = results[sizes[-2]]["ours_full"], results[sizes[-1]]["ours_full"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from etl_assets.distinct import DistinctCounter
 from resources.staged import StagedTable
 
 PREVIEW_ROWS = 5
@@ -107,21 +107,29 @@ def restricted_metadata(df: pd.DataFrame, previews: bool = False) -> dict[str, o
     return metadata
 
 
-def _profile_line(name: str, kind: str, nulls: int, distinct: int, n: int) -> str:
+def _profile_line(
+    name: str, kind: str, nulls: int, distinct: int, n: int, estimated: bool = False
+) -> str:
     if not n:
         return f"| {name} | {kind} | - | - |"
-    return f"| {name} | {kind} | {nulls / n:.1%} | {distinct / n:.1%} |"
+    return f"| {name} | {kind} | {nulls / n:.1%} | {'≈' if estimated else ''}{distinct / n:.1%} |"
 
 
 def staged_metadata(staged: StagedTable, previews: bool = False) -> dict[str, object]:
-    """`restricted_metadata` of a staged table, read one column at a time (never all of it)."""
+    """`restricted_metadata` of a staged table, batch by batch (never all of it): distinct
+    counts are exact up to `distinct.EXACT_LIMIT` values, estimated (≈, ~1%) beyond."""
     n = staged.num_rows
     lines = ["| column | type | null | distinct |", "|---|---|---|---|"]
-    for f in staged.schema:
-        col = staged.read([f.name]).column(0)
-        distinct = int(pc.count_distinct(col, mode="only_valid").as_py())
-        lines.append(_profile_line(f.name, str(f.type), col.null_count, distinct, n))
-        del col
+    counters = [DistinctCounter() for _ in staged.schema]
+    nulls = [0] * len(staged.schema)
+    for batch in staged.iter_batches():
+        for i, values in enumerate(batch.columns):
+            counters[i].add(values)
+            nulls[i] += values.null_count
+    for f, counter, null in zip(staged.schema, counters, nulls, strict=True):
+        lines.append(
+            _profile_line(f.name, str(f.type), null, counter.count(), n, not counter.exact)
+        )
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in staged.schema]
     )

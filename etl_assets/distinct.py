@@ -1,0 +1,141 @@
+"""How many distinct values a column has, batch by batch in bounded memory.
+
+Exact while the distinct values seen fit `EXACT_LIMIT`; beyond that a HyperLogLog estimate
+(2^14 registers, ~0.8% standard error) over a 64-bit hash of each value, computed in numpy from
+the Arrow buffers (no Python object per value). Memory per column: the exact set up to the
+limit, then 16 KB. For the asset profile, whose share of distinct values it fills; the hash is
+not a privacy measure and never leaves the process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+EXACT_LIMIT = 65_536
+P = 14  # register index bits
+M = 1 << P
+_MULT = np.uint64(0x100000001B3)  # FNV prime: the per-byte weights are its powers
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit moves every output bit."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(30))
+        h = h * np.uint64(0xBF58476D1CE4E5B9)
+        h = h ^ (h >> np.uint64(27))
+        h = h * np.uint64(0x94D049BB133111EB)
+        return h ^ (h >> np.uint64(31))
+
+
+def _string_hashes(values: pa.Array) -> np.ndarray:
+    """A 64-bit hash per (non-null) string: sum of byte * prime^position, mixed."""
+    values = values.cast(pa.large_string()) if not pa.types.is_large_string(values.type) else values
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
+        values.offset : values.offset + len(values) + 1
+    ]
+    data = values.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    start, end = int(offsets[0]), int(offsets[-1])
+    lengths = np.diff(offsets)
+    if end == start:
+        return _mix(lengths.astype(np.uint64))
+    chunk = raw[start:end].astype(np.uint64)
+    pos = np.arange(end - start, dtype=np.int64) - np.repeat(offsets[:-1] - start, lengths)
+    powers = np.ones(int(lengths.max()), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(1, len(powers)):
+            powers[i] = powers[i - 1] * _MULT
+        weighted = chunk * powers[pos]
+    sums = np.zeros(len(lengths), dtype=np.uint64)
+    nonempty = lengths > 0
+    sums[nonempty] = np.add.reduceat(weighted, (offsets[:-1] - start)[nonempty])
+    with np.errstate(over="ignore"):
+        return _mix(sums ^ (lengths.astype(np.uint64) << np.uint64(56)))
+
+
+def value_hashes(values: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each non-null value (equal values, equal hashes)."""
+    values = values.filter(values.is_valid()) if values.null_count else values
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values = values.dictionary_decode()
+        t = values.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _string_hashes(values)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return _string_hashes(values.cast(pa.large_binary()).view(pa.large_string()))
+    if pa.types.is_boolean(t):
+        ints = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.uint64)
+    elif pa.types.is_floating(t):
+        floats = np.asarray(values.cast(pa.float64()).to_numpy(), dtype=np.float64)
+        ints = (floats + 0.0).view(np.uint64)  # -0.0 and 0.0 are one value
+    elif pa.types.is_decimal(t):
+        return _string_hashes(values.cast(pa.string()))
+    else:  # integers, dates, times, timestamps, durations
+        width = t.bit_width if t.bit_width in (8, 16, 32, 64) else 64
+        ints = np.asarray(values.cast(pa.int64() if width == 64 else pa.int32()).to_numpy())
+        ints = ints.astype(np.int64).view(np.uint64)
+    return _mix(ints)
+
+
+class DistinctCounter:
+    """Counts distinct non-null values over batches: exact, then estimated."""
+
+    def __init__(self) -> None:
+        self._exact: pa.Array | None = None
+        self._registers: np.ndarray | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self._registers is None
+
+    def add(self, values: pa.Array | pa.ChunkedArray) -> None:
+        if isinstance(values, pa.ChunkedArray):
+            for chunk in values.chunks:
+                self.add(chunk)
+            return
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        if self._registers is None:
+            seen = pc.unique(values.drop_null())
+            if self._exact is not None:
+                seen = pc.unique(pa.concat_arrays([self._exact, seen.cast(self._exact.type)]))
+            if len(seen) <= EXACT_LIMIT:
+                self._exact = seen
+                return
+            self._registers = np.zeros(M, dtype=np.uint8)
+            self._sketch(seen)
+            self._exact = None
+            return
+        self._sketch(values)
+
+    def _sketch(self, values: pa.Array) -> None:
+        h = value_hashes(values)
+        if not len(h):
+            return
+        index = (h >> np.uint64(64 - P)).astype(np.int64)
+        rest = (h << np.uint64(P)) & _MASK
+        # rank: leading zeros of the remaining bits, plus one (exact: 32-bit halves in floats)
+        hi = (rest >> np.uint64(32)).astype(np.float64)
+        lo = (rest & np.uint64(0xFFFFFFFF)).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            zeros = np.where(
+                hi > 0, 31 - np.floor(np.log2(hi)), 63 - np.floor(np.log2(np.maximum(lo, 1)))
+            )
+        zeros = np.where(rest == 0, 64 - P, np.minimum(zeros, 64 - P))
+        rank = (zeros + 1).astype(np.uint8)
+        np.maximum.at(self._registers, index, rank)
+
+    def count(self) -> int:
+        if self._registers is None:
+            return 0 if self._exact is None else len(self._exact)
+        registers = self._registers.astype(np.float64)
+        alpha = 0.7213 / (1 + 1.079 / M)
+        estimate = alpha * M * M / np.sum(2.0**-registers)
+        zeros = int(np.count_nonzero(self._registers == 0))
+        if estimate <= 2.5 * M and zeros:
+            estimate = M * np.log(M / zeros)  # linear counting for small cardinalities
+        return max(int(round(estimate)), EXACT_LIMIT + 1)
