@@ -57,9 +57,12 @@ DAGSTER_PERMISSIONS: dict[Role, frozenset[P]] = {
 
 # Each GraphQL mutation and the Dagster permission it needs. A mutation missing here is refused
 # for every role (deny by default); ADMIN_ONLY ones need the admin role, COSMETIC ones change
-# only what one user's browser shows and are open to every role but viewer.
+# only what one user's browser shows and are open to every role but viewer. SIGNED_IN ones are
+# what the UI sends whoever clicks in it (the welcome dialog's "Skip" records that the dialog was
+# seen, nothing else), so every signed-in role may send them, viewer included.
 ADMIN_ONLY = "admin"
 COSMETIC = "cosmetic"
+SIGNED_IN = "signed in"
 MUTATIONS: dict[str, P | str] = {
     "addDynamicPartition": P.EDIT_DYNAMIC_PARTITIONS,
     "deleteDynamicPartitions": P.EDIT_DYNAMIC_PARTITIONS,
@@ -101,7 +104,7 @@ MUTATIONS: dict[str, P | str] = {
     "setAppManagedComponent": P.EDIT_APP_MANAGED_COMPONENTS,
     "deleteAppManagedComponent": P.EDIT_APP_MANAGED_COMPONENTS,
     "logTelemetry": COSMETIC,
-    "setNuxSeen": COSMETIC,
+    "setNuxSeen": SIGNED_IN,
 }
 
 # Our own actions (the console, issue 12, and the CLI use these names).
@@ -140,6 +143,8 @@ def may_mutate(roles: frozenset[Role] | set[Role], mutation: str) -> bool:
         return False
     if need == ADMIN_ONLY:
         return Role.ADMIN in roles
+    if need == SIGNED_IN:
+        return bool(roles)
     if need == COSMETIC:
         return bool(set(roles) - {Role.VIEWER})
     return need in dagster_permissions(roles)
