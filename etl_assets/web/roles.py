@@ -1,8 +1,9 @@
 """The role table: what each role may do in Dagster (per-request permissions, so the UI greys
 out the rest), which GraphQL mutations it may send (deny by default), and our own actions.
 
-docs/security.md prints this table; `tests/test_web_roles.py` checks the two agree and that every
-mutation in Dagster's schema is classified here.
+docs/security.md prints this table. `tests/test_web_dagster_internals.py` checks that every
+mutation in Dagster's schema is classified here, and `tests/test_web_role_matrix.py` that a real
+`dmetl serve` lets each role send exactly the mutations this table gives it.
 """
 
 from __future__ import annotations
