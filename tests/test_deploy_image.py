@@ -115,6 +115,6 @@ def test_install_step_ships_the_package_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "etl_assets/metadata/context/datamodule-v1.jsonld" in names
     assert "etl_assets/templates/module/module.yaml" in names
-    assert "etl_assets/definitions.py" in names and "resources/deployment.py" in names
+    assert "etl_assets/definitions.py" in names and "resources/deployment/__init__.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "dmetl = etl_assets.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -220,8 +220,6 @@ def test_every_lineage_box_says_its_stage_and_table(browser, site):
         for key in assets_def.keys:
             expected.setdefault(key.path[1], set()).add(key.path[2])
     assert set(expected) == set(STAGES)
-    # a task manager: a viewer's "Skip" of the welcome dialog (setNuxSeen) is refused, and its
-    # error toast would cover the screenshot
     context, page = signed_in(browser, site, "tara")
     # wide enough that zoom-to-fit keeps full boxes (below 60% Dagster draws names only)
     page.set_viewport_size({"width": 2400, "height": 1300})

@@ -121,7 +121,7 @@ def test_a_user_without_a_mapped_group_is_a_viewer(served):
     assert callback.status_code == 302
     assert client.get(f"{served.url}/auth/whoami").json()["roles"] == ["viewer"]
     resp = client.post(f"{served.url}/graphql", headers={"Origin": served.url},
-                       json={"query": "mutation { setNuxSeen }"})  # fmt: skip
+                       json={"query": "mutation { reloadWorkspace { __typename } }"})  # fmt: skip
     assert resp.status_code == 403 and "viewer" in resp.json()["errors"][0]["message"]
 
 

@@ -140,7 +140,7 @@ def test_role_matrix(served, mutations, role):
 def test_the_role_table_says_what_the_product_brief_says():
     viewer = allowed_mutations({Role.VIEWER})
     manager = allowed_mutations({Role.TASK_MANAGER})
-    assert viewer == frozenset()
+    assert viewer == {"setNuxSeen"}  # the welcome dialog's "Skip", nothing that changes data
     assert {"launchRun", "terminateRun", "launchPartitionBackfill", "addDynamicPartition",
             "startSchedule", "stopSensor"} <= manager  # fmt: skip
     assert not {"wipeAssets", "deleteRun", "reloadWorkspace", "reportRunlessAssetEvents"} & manager
@@ -202,6 +202,38 @@ def test_a_viewer_changes_nothing_by_any_route(served):
         (None, "report_asset_observation"),
     ]
     assert {e["outcome"] for e in events} == {"denied"}
+
+
+def test_a_viewer_may_skip_the_welcome_dialog_but_not_launch_a_run(served):
+    """The UI's "Skip" on Dagster's welcome dialog sends `mutation SetNuxSeen { setNuxSeen }`:
+    a viewer gets no error for it, while a viewer's launches are still refused before Dagster."""
+    viewer = "curious.viewer@example.org"
+    headers = {**proxy_headers("viewer", viewer), "Origin": served.url}
+    skip = httpx.post(
+        served.graphql,
+        json={"operationName": "SetNuxSeen", "query": "mutation SetNuxSeen { setNuxSeen }",
+              "variables": {}},
+        headers=headers, timeout=60,
+    )  # fmt: skip
+    assert skip.status_code == 200, skip.text
+    assert skip.json() == {"data": {"setNuxSeen": True}}
+    status, payload = gql(served, "query ShouldShowNux { shouldShowNux }", headers=headers)
+    assert (status, payload) == (200, {"data": {"shouldShowNux": False}})
+
+    params = {"selector": {**LOCATION, "jobName": "clinic_prepare_job"}}
+    for field in ("launchRun", "launchPipelineExecution"):
+        launch = "mutation($p: ExecutionParams!) { F(executionParams: $p) { __typename } }"
+        status, payload = gql(served, launch.replace("F(", f"{field}("), {"p": params}, headers)
+        assert status == 403, (field, payload)
+        assert payload["errors"][0]["extensions"]["code"] == "DM_FORBIDDEN", payload
+    events = [
+        (e["operation"], e["outcome"]) for e in audit_rows(served, viewer) if "operation" in e
+    ]
+    assert events == [
+        ("setNuxSeen", "ok"),
+        ("launchRun", "denied"),
+        ("launchPipelineExecution", "denied"),
+    ]
 
 
 def test_launched_runs_carry_the_signed_in_user_not_a_spoofed_tag(served):

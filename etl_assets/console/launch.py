@@ -1,5 +1,7 @@
-"""Starting, uploading and stopping versions from the console, through the instance (queued for
-the daemon when one runs, launched at once when none does)."""
+"""Starting and uploading versions from the console, through the instance (queued for the
+daemon when one runs, launched at once when none does). Stopping is run control's
+(`etl_assets.orchestration.control.stop`, which cancels through `control.cancel`), shared with
+`dmetl stop` and `dmetl cancel`."""
 
 from __future__ import annotations
 

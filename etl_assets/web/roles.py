@@ -1,8 +1,9 @@
 """The role table: what each role may do in Dagster (per-request permissions, so the UI greys
 out the rest), which GraphQL mutations it may send (deny by default), and our own actions.
 
-docs/security.md prints this table; `tests/test_web_roles.py` checks the two agree and that every
-mutation in Dagster's schema is classified here.
+docs/security.md prints this table. `tests/test_web_dagster_internals.py` checks that every
+mutation in Dagster's schema is classified here, and `tests/test_web_role_matrix.py` that a real
+`dmetl serve` lets each role send exactly the mutations this table gives it.
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ DAGSTER_PERMISSIONS: dict[Role, frozenset[P]] = {
 
 # Each GraphQL mutation and the Dagster permission it needs. A mutation missing here is refused
 # for every role (deny by default); ADMIN_ONLY ones need the admin role, COSMETIC ones change
-# only what one user's browser shows and are open to every role but viewer.
+# only what one user's browser shows and are open to every role but viewer. SIGNED_IN ones are
+# what the UI sends whoever clicks in it (the welcome dialog's "Skip" records that the dialog was
+# seen, nothing else), so every signed-in role may send them, viewer included.
 ADMIN_ONLY = "admin"
 COSMETIC = "cosmetic"
+SIGNED_IN = "signed in"
 MUTATIONS: dict[str, P | str] = {
     "addDynamicPartition": P.EDIT_DYNAMIC_PARTITIONS,
     "deleteDynamicPartitions": P.EDIT_DYNAMIC_PARTITIONS,
@@ -101,7 +105,7 @@ MUTATIONS: dict[str, P | str] = {
     "setAppManagedComponent": P.EDIT_APP_MANAGED_COMPONENTS,
     "deleteAppManagedComponent": P.EDIT_APP_MANAGED_COMPONENTS,
     "logTelemetry": COSMETIC,
-    "setNuxSeen": COSMETIC,
+    "setNuxSeen": SIGNED_IN,
 }
 
 # Our own actions (the console, issue 12, and the CLI use these names).
@@ -140,6 +144,8 @@ def may_mutate(roles: frozenset[Role] | set[Role], mutation: str) -> bool:
         return False
     if need == ADMIN_ONLY:
         return Role.ADMIN in roles
+    if need == SIGNED_IN:
+        return bool(roles)
     if need == COSMETIC:
         return bool(set(roles) - {Role.VIEWER})
     return need in dagster_permissions(roles)
