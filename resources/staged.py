@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.stores import RESTRICTED_DIR, RESTRICTED_FILE, make_dirs
+from resources.stores import RESTRICTED_DIR, RESTRICTED_FILE, make_dirs, parquet_reader
 
 DEFAULT_BATCH_ROWS = 131_072  # DM_BATCH_ROWS: rows per record batch between and inside stages
 STAGED_SUFFIX = ".staged"
@@ -88,7 +88,7 @@ class StagedTable:
             schema = pa.schema([schema.field(c) for c in columns])
         size = batch_rows or self.batch_rows
         for part in self._parts_of(self.path):
-            file = pq.ParquetFile(part)
+            file = parquet_reader(part)
             present = [c for c in schema.names if c in file.schema_arrow.names]
             for batch in file.iter_batches(batch_size=size, columns=present):
                 yield conform(batch, schema)

@@ -27,6 +27,12 @@ RESTRICTED_FILE, RESTRICTED_DIR = 0o600, 0o700
 PUBLISHED_FILE, PUBLISHED_DIR = 0o666, 0o777  # before the umask
 
 
+def parquet_reader(source) -> pq.ParquetFile:
+    """A Parquet file to read batch by batch. Not pre-buffered: pyarrow's default caches every
+    row group read until the reader is gone (a 10M-row staged table: 275 MB, against 31 MB)."""
+    return pq.ParquetFile(source, pre_buffer=False)
+
+
 def as_table(df: pd.DataFrame | pa.Table) -> pa.Table:
     return df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
 
@@ -134,7 +140,7 @@ class LocalStore:
 
     def open_parquet(self, rel: str) -> pq.ParquetFile:
         """The object for reading batch by batch (nothing is read yet)."""
-        return pq.ParquetFile(self.path(rel))
+        return parquet_reader(self.path(rel))
 
     def write_parquet_batches(
         self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
@@ -200,7 +206,7 @@ class S3Store:
         buf = tempfile.SpooledTemporaryFile(max_size=64 << 20)
         self.client.download_fileobj(self.bucket, self.key(rel), buf)
         buf.seek(0)
-        return pq.ParquetFile(buf)
+        return parquet_reader(buf)
 
     def write_parquet_batches(
         self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]

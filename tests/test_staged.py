@@ -8,6 +8,7 @@ import shutil
 import stat
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import psycopg
 import psycopg.sql
@@ -260,3 +261,18 @@ def test_a_pseudonym_memo_gives_the_pseudonyms_of_a_whole_column_batch_by_batch(
     parts = [pseudonymize(values.iloc[i : i + 3], b"s" * 32, memo=memo) for i in range(0, 7, 3)]
     assert pd.concat(parts).tolist() == whole.tolist()
     assert len(memo.keys) == 4  # each distinct value hashed once
+
+
+def test_reading_a_staged_table_holds_a_few_batches_not_the_file(tmp_path):
+    """pyarrow pre-buffers a ParquetFile by default and keeps every row group it read until the
+    reader is gone; staged tables are read without that, so memory follows the batch."""
+    rng = np.random.default_rng(3)
+    batches = [
+        pa.table({"v": [f"{x:016x}" for x in rng.integers(0, 2**62, 20_000)]}) for _ in range(40)
+    ]
+    staged = write_staged(tmp_path / "big.staged", batches, batch_rows=20_000)
+    one = batches[0].nbytes
+    start, peak = pa.total_allocated_bytes(), 0
+    for _ in staged.iter_batches():
+        peak = max(peak, pa.total_allocated_bytes() - start)
+    assert peak < 8 * one, f"{peak / one:.1f} batches held while reading 40"

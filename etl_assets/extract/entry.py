@@ -94,14 +94,29 @@ def extract_entry_batches(
         yield table.slice(0, 0)  # the columns, even when there is no record
         yield from table.to_batches(max_chunksize=batch_rows)
         return
-    for batch in streamer(entry, folder, context):
-        if batch.num_rows > batch_rows:
-            for piece in _pieces(batch, batch_rows):
-                yield _labelled(piece, entry, shard)
-        else:
-            yield _labelled(batch, entry, shard)
+    for batch in rebatched(streamer(entry, folder, context), batch_rows):
+        yield _labelled(batch, entry, shard)
 
 
-def _pieces(batch: pa.RecordBatch | pa.Table, rows: int) -> Iterator[pa.RecordBatch | pa.Table]:
-    for start in range(0, batch.num_rows, rows):
-        yield batch.slice(start, rows)
+def rebatched(
+    batches: Iterator[pa.RecordBatch | pa.Table], rows: int
+) -> Iterator[pa.RecordBatch | pa.Table]:
+    """Batches of `rows` records (the last of a run of equal columns may be smaller): a
+    reader's small blocks are joined, large ones cut, without copying; a batch with other
+    columns (a glob's next file, the ragged rows) starts a new run."""
+    pending: list[pa.Table] = []
+    count = 0
+    for batch in batches:
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if pending and not table.schema.equals(pending[0].schema):
+            yield pa.concat_tables(pending)
+            pending, count = [], 0
+        pending.append(table)
+        count += table.num_rows
+        while count >= rows:
+            joined = pa.concat_tables(pending)
+            yield joined.slice(0, rows)
+            rest = joined.slice(rows)
+            pending, count = ([rest] if rest.num_rows else []), rest.num_rows
+    if pending:
+        yield pa.concat_tables(pending)
