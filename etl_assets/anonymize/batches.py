@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
+from etl_assets.anonymize.keyset import KeySet
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
 from etl_assets.metadata import Table
 from etl_assets.metadata.loader import LoadedModule
@@ -60,7 +61,7 @@ def anonymize_staged(
     orphans, removed = [], []
     metrics: dict[str, float] = {}
     summary, suppressed = "", 0
-    known: dict[tuple[str, str], pa.Array] = {}
+    known: dict[tuple[str, str], KeySet] = {}  # each parent's keys, hashed once
     memos: dict = {}  # each distinct value is pseudonymized once, not once per batch
     for batch in clean.iter_batches():
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
