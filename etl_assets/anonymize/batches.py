@@ -4,6 +4,10 @@ values), cell suppression, and no privacy model. Such a table never needs all it
 each batch of the staged clean table is anonymized, its records whose parent was suppressed are
 dropped against the parents' compact key columns, and it is written to the staged output.
 
+Pseudonyms are computed per batch (each distinct value of the batch hashed once), with no memo
+across batches: a memo holds every distinct value of the table, and finding a batch's values in
+it cost more than hashing them again (Arrow rebuilt its hash set of the memo for every batch).
+
 A table with a privacy model, a generalization, a permutation or an anatomization depends on
 the whole table (classes, hierarchies built from the data, shuffles) and takes the whole-table
 path in `table.py`.
@@ -62,10 +66,9 @@ def anonymize_staged(
     metrics: dict[str, float] = {}
     summary, suppressed = "", 0
     known: dict[tuple[str, str], KeySet] = {}  # each parent's keys, hashed once
-    memos: dict = {}  # each distinct value is pseudonymized once, not once per batch
     for batch in clean.iter_batches():
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
-        result = anonymize_for_module(frame, table, loaded, version, key, memos)
+        result = anonymize_for_module(frame, table, loaded, version, key)
         tables, gone = drop_orphans(result.tables, table, dict(parents), version, known)
         published = tables[table.name]
         writer.write(pa.Table.from_pandas(published, preserve_index=False))

@@ -8,7 +8,6 @@ keyed by a secret, so an unchanged record gets the same output in every version)
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Sequence
 
 import numpy as np
@@ -297,14 +296,44 @@ class PseudonymMemo:
         return self.values.take(pa.array(index)).to_pylist()
 
 
+def _hmac_pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 with the key's inner and outer pads absorbed (RFC 2104): HMAC(secret, m) is
+    outer.update(inner.update(m).digest()), so each value costs two short hashes, no setup."""
+    key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
+
+
 def _hmac_hex(keys: list[str], secret: bytes, length: int) -> list[str]:
-    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    """HMAC-SHA256(secret, key) as hex, its first `length` characters, for each key."""
+    inner, outer = _hmac_pads(secret)
+    new_inner, new_outer = inner.copy, outer.copy
     hashed = []
     for k in keys:  # one HMAC per distinct value; hashing itself has no vectorized form
-        m = mac.copy()
-        m.update(k.encode("utf-8"))
-        hashed.append(m.hexdigest()[:length])
+        i = new_inner()
+        i.update(k.encode("utf-8"))
+        o = new_outer()
+        o.update(i.digest())
+        hashed.append(o.hexdigest()[:length])
     return hashed
+
+
+def _key_texts(uniq: pd.Index) -> list[str]:
+    """`str(value)` of each distinct value; Arrow integers and texts are cast in Arrow, which
+    writes them exactly as `str` does, instead of boxing every value one by one."""
+    dtype = uniq.dtype
+    arrow = dtype.pyarrow_dtype if isinstance(dtype, pd.ArrowDtype) else None
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        arrow = pa.string()
+    if arrow is not None and (pa.types.is_integer(arrow) or _is_text(arrow)):
+        return pc.cast(pa.array(uniq.array), pa.string()).to_pylist()
+    return [str(v) for v in uniq]
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def pseudonymize(
@@ -320,7 +349,7 @@ def pseudonymize(
     if pd.api.types.is_float_dtype(values) and (values.dropna() == values.dropna().round()).all():
         values = values.astype("Int64")  # 1.0 and 1 must give the same pseudonym
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
-    keys = [str(v) for v in uniq]
+    keys = _key_texts(uniq)
     if memo is None:
         hashed = _hmac_hex(keys, secret, length)
     else:
