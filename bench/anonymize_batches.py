@@ -4,7 +4,8 @@ The input is the end-to-end benchmark's `orders` table as the clean stage stages
 columns and `_dm_source`; `customer_id` pseudonymized and a foreign key of `customers`, no
 privacy model), written with `write_staged` in batches of `DM_BATCH_ROWS` (131072). The parent's
 published keys are the pseudonyms of 98% of the customers (the other 2% suppressed), so about 2%
-of the orders are orphans. Both paths read the staged table and write their output as Parquet.
+of the orders are orphans. Both paths read the staged table and write their output as the asset
+does (zstd Parquet, fsynced): the batched path as a staged table, the whole one as one file.
 
 ``python bench/anonymize_batches.py`` runs 1M rows; ``--rows N`` another size; ``--quick``
 100k rows. Each path runs ``--reps`` times (default 2); the last line is one JSON object with
@@ -36,6 +37,7 @@ from etl_assets.anonymize.batches import anonymize_staged, batch_local  # noqa: 
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans  # noqa: E402
 from etl_assets.metadata.loader import load_module  # noqa: E402
 from resources.staged import DEFAULT_BATCH_ROWS, StagedTable, StagedWriter, write_staged  # noqa: E402
+from resources.stores import write_parquet_atomic  # noqa: E402
 
 KEY = b"bench-pseudonym-key-0123456789ab"
 VERSION = "1.0.0"
@@ -73,11 +75,12 @@ def parent_keys(n_customers: int) -> dict[str, pd.DataFrame]:
 
 
 def whole_table(clean: StagedTable, table, loaded, parents, out: Path) -> tuple[int, int]:
-    """The whole-table path as the asset runs it: read, anonymize, drop orphans, write."""
+    """The whole-table path as the asset runs it: read, anonymize, drop orphans, and store the
+    table as its IO manager does (zstd Parquet, fsynced, renamed into place)."""
     frame = clean.to_pandas()
     result = anonymize_for_module(frame, table, loaded, VERSION, KEY)
     tables, orphans = drop_orphans(result.tables, table, parents, VERSION)
-    pq.write_table(pa.Table.from_pandas(tables[table.name], preserve_index=False), out)
+    write_parquet_atomic(tables[table.name], out, base=out.parent)
     return len(tables[table.name]), len(orphans)
 
 

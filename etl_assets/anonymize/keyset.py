@@ -4,7 +4,8 @@ Arrow's `is_in` builds a hash set of its whole value set on every call: probing 
 10M-row child against a million parent keys rebuilt that set 77 times and was most of the
 batched anonymize stage's time. A `KeySet` hashes the keys once (64-bit, sorted); each probe is a
 binary search per value and an exact comparison of the texts it found, so a batch costs
-O(batch x log keys) and the answer is exactly `is_in`'s.
+O(batch x log keys) and the answer is exactly `is_in`'s. Against no more keys than the batch
+has values, `is_in` itself is the cheaper probe, and is used.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class KeySet:
         """Whether each of `values` is one of the keys (null: False), as a boolean array."""
         if not len(self._keys) or not len(values):
             return np.zeros(len(values), dtype=bool)
+        if len(self._keys) <= len(values):  # a hash set of a few keys costs less than hashing
+            return _is_in(values, self._keys)
         hashes = _hashes(values)
         pos = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
         found = self._sorted[pos] == hashes
@@ -50,6 +53,10 @@ class KeySet:
         collided = candidates[~same]
         found[collided] = False
         if len(collided):  # a hash shared by another text: ask the exact (slow) way
-            exact = pc.is_in(values.take(pa.array(collided)), value_set=self._keys)
-            found[collided] = np.asarray(exact.to_numpy(zero_copy_only=False), dtype=bool)
+            found[collided] = _is_in(values.take(pa.array(collided)), self._keys)
         return found
+
+
+def _is_in(values: pa.Array, keys: pa.Array) -> np.ndarray:
+    found = pc.is_in(values, value_set=keys).to_numpy(zero_copy_only=False)
+    return np.asarray(found, dtype=bool)
