@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl_assets.anonymize import keyset
+from etl_assets.anonymize import keyset, operations
 from etl_assets.anonymize.keyset import KeySet
-from etl_assets.anonymize.operations import pseudonymize
+from etl_assets.anonymize.operations import PseudonymMemo, pseudonymize
 
 COLUMNS = {
     "int64[pyarrow]": [3, -12, None, 3, 2**62],
@@ -47,6 +48,24 @@ def test_pseudonyms_are_the_hmac_of_each_values_text_for_every_type_and_key_leng
             assert got == [_reference(v, secret) for v in shown], (dtype, len(secret))
     dates = pd.Series(pd.array([dt.date(2024, 2, 29), None], dtype="date32[pyarrow]"))
     assert pseudonymize(dates, b"k").tolist() == [_reference("2024-02-29", b"k"), None]
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 500])
+@pytest.mark.parametrize("dtype", ["int64[pyarrow]", "Int64", "uint16[pyarrow]"])
+def test_a_full_memo_still_gives_the_pseudonyms_of_the_whole_column(monkeypatch, size, dtype):
+    """Batch by batch through a memo (kept sorted, capped at 10 values here) = the whole column."""
+    monkeypatch.setattr(operations, "MEMO_LIMIT", 10)
+    rng = np.random.default_rng(size)
+    values = pd.Series(rng.integers(0, 40, 300), dtype=dtype).mask(rng.random(300) < 0.1)
+    for length in (32, 8):
+        whole = pseudonymize(values, b"k" * 32, length=length).tolist()
+        memo = PseudonymMemo()
+        parts = [
+            pseudonymize(values.iloc[i : i + size], b"k" * 32, length=length, memo=memo)
+            for i in range(0, len(values), size)
+        ]
+        assert pd.concat(parts).tolist() == whole
+        assert len(memo.keys) == 10 and (np.diff(memo.keys) > 0).all()
 
 
 texts = st.lists(st.one_of(st.none(), st.text(alphabet="ab1é", max_size=3)), max_size=40)
