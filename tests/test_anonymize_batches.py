@@ -90,9 +90,22 @@ def test_a_key_set_answers_what_is_in_answers(keys, values):
     assert _probe(keys, values) == _is_in(values, keys).tolist()
 
 
+def _hashes(values):
+    return np.zeros(len(values), dtype=np.uint64)
+
+
 def test_a_key_set_is_exact_when_every_hash_collides(monkeypatch):
     """Equal hashes of different texts must not make a value a key, nor hide a key."""
-    monkeypatch.setattr(keyset, "_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
-    keys = ["a", "b", "c", None, "b"]
-    values = ["c", "x", None, "a", "", "b"]
-    assert _probe(keys, values) == [True, False, False, True, False, True]
+    monkeypatch.setattr(keyset, "_hashes", _hashes)
+    monkeypatch.setattr(keyset, "_fixed_hashes", lambda values, width: _hashes(values))
+    for keys in (["a", "b", "c", None, "b"], ["a", "b", "c", "long"]):  # one width, several
+        values = ["c", "x", None, "a", "", "b", "lonG"]
+        assert _probe(keys, values) == [True, False, False, True, False, True, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.one_of(st.none(), st.text(alphabet="ab1é", min_size=2, max_size=2))),
+       values=texts)  # fmt: skip
+def test_a_key_set_of_one_width_answers_what_is_in_answers(keys, values):
+    """Keys of one byte width (pseudonyms) are hashed from their bytes; other widths are none."""
+    assert _probe(keys, values) == _is_in(values, keys).tolist()

@@ -16,9 +16,41 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def search_sorted(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """`np.searchsorted(haystack, needles)`, searching the needles in their sorted order: a
+    million-entry haystack does not fit in the cache, and sorted probes reuse the lines they
+    load (about twice as fast for a batch)."""
+    order = np.argsort(needles, kind="stable")
+    pos = np.empty(len(needles), dtype=np.int64)
+    pos[order] = np.searchsorted(haystack, needles[order])
+    return pos
+
+
 def _hashes(values: pa.Array) -> np.ndarray:
     """A 64-bit hash of each text (nulls hash too; they never compare equal below)."""
     return pd.util.hash_array(values.to_numpy(zero_copy_only=False), categorize=False)
+
+
+def _width(values: pa.Array) -> int | None:
+    """The byte length every text of `values` has, if they all have one (pseudonyms do)."""
+    lengths = pc.binary_length(values)
+    low, high = pc.min_max(lengths).values()
+    return low.as_py() if low.is_valid and low.as_py() == high.as_py() else None
+
+
+def _fixed_hashes(values: pa.Array, width: int) -> np.ndarray:
+    """A 64-bit hash of each text of `width` bytes, mixed from its bytes in place: no Python
+    string per value (about ten times faster than `_hashes` for a batch of pseudonyms)."""
+    fixed = pc.cast(values, pa.binary(width))
+    raw = np.frombuffer(fixed.buffers()[1], dtype=np.uint8, count=len(fixed) * width,
+                        offset=fixed.offset * width).reshape(len(fixed), width)  # fmt: skip
+    words = np.zeros((len(fixed), -(-width // 8) * 8), dtype=np.uint8)
+    words[:, :width] = raw
+    h = np.full(len(fixed), width, dtype=np.uint64)
+    for word in words.view(np.uint64).T:
+        h = (h ^ word) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+    return h
 
 
 class KeySet:
@@ -28,12 +60,19 @@ class KeySet:
         if isinstance(keys, pa.ChunkedArray):
             keys = keys.combine_chunks()
         self._keys = pc.unique(keys.drop_null())
-        hashes = _hashes(self._keys)
+        self._width = _width(self._keys) if len(self._keys) else None
+        hashes = self._hash(self._keys)
         self._order = np.argsort(hashes, kind="stable")
         self._sorted = hashes[self._order]
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def _hash(self, values: pa.Array) -> np.ndarray:
+        """Keys of one width are hashed from their bytes, any other text the general way."""
+        if self._width is None:
+            return _hashes(values)
+        return _fixed_hashes(values, self._width)
 
     def contains(self, values: pa.Array) -> np.ndarray:
         """Whether each of `values` is one of the keys (null: False), as a boolean array."""
@@ -41,8 +80,15 @@ class KeySet:
             return np.zeros(len(values), dtype=bool)
         if len(self._keys) <= len(values):  # a hash set of a few keys costs less than hashing
             return _is_in(values, self._keys)
-        hashes = _hashes(values)
-        pos = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+        if self._width is not None:  # a text of another width is none of the keys
+            same_width = pc.equal(pc.binary_length(values), self._width).fill_null(False)
+            if not pc.all(same_width).as_py():
+                found = np.zeros(len(values), dtype=bool)
+                rows = np.flatnonzero(same_width.to_numpy(zero_copy_only=False))
+                found[rows] = self.contains(values.take(pa.array(rows)))
+                return found
+        hashes = self._hash(values)
+        pos = np.minimum(search_sorted(self._sorted, hashes), len(self._sorted) - 1)
         found = self._sorted[pos] == hashes
         candidates = np.flatnonzero(found)
         same = pc.equal(

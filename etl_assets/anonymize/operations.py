@@ -289,21 +289,22 @@ class PseudonymMemo:
     def lookup(self, keys: np.ndarray, compute) -> list[str]:
         """The pseudonyms of the distinct integers `keys`, computing (and remembering) only the
         unknown ones with `compute(texts)`."""
-        pos = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
-        known = self.keys[pos] == keys if len(self.keys) else np.zeros(len(keys), dtype=bool)
-        missing = keys[~known]
+        order = np.argsort(keys, kind="stable")  # probed in order: see keyset.search_sorted
+        ordered = keys[order]
+        at = np.searchsorted(self.keys, ordered)  # also where a missing key is to be inserted
+        pos = np.minimum(at, max(len(self.keys) - 1, 0))
+        known = self.keys[pos] == ordered if len(self.keys) else np.zeros(len(keys), dtype=bool)
+        missing = ordered[~known]
         fresh = np.array(compute([str(k) for k in missing.tolist()]) or [b""], dtype="S")
         width = np.dtype(f"S{max(self.values.itemsize, fresh.itemsize)}")
         self.values = self.values.astype(width, copy=False)
         out = np.empty(len(keys), dtype=width)
-        out[known] = self.values[pos[known]]
-        out[~known] = fresh[: len(missing)]
-        room = MEMO_LIMIT - len(self.keys)
-        if room > 0 and len(missing):
-            order = np.argsort(missing, kind="stable")[:room]
-            at = np.searchsorted(self.keys, missing[order])
-            self.keys = np.insert(self.keys, at, missing[order])
-            self.values = np.insert(self.values, at, fresh[order])
+        out[order[known]] = self.values[pos[known]]
+        out[order[~known]] = fresh[: len(missing)]
+        room = min(MEMO_LIMIT - len(self.keys), len(missing))
+        if room > 0:
+            self.keys = np.insert(self.keys, at[~known][:room], missing[:room])
+            self.values = np.insert(self.values, at[~known][:room], fresh[:room])
         return out.astype(str).tolist()
 
 
