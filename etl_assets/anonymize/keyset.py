@@ -4,8 +4,9 @@ Arrow's `is_in` builds a hash set of its whole value set on every call: probing 
 10M-row child against a million parent keys rebuilt that set 77 times and was most of the
 batched anonymize stage's time. A `KeySet` hashes the keys once (64-bit, sorted); each probe is a
 binary search per value and an exact comparison of the texts it found, so a batch costs
-O(batch x log keys) and the answer is exactly `is_in`'s. Against no more keys than the batch
-has values, `is_in` itself is the cheaper probe, and is used.
+O(batch x log keys) and the answer is exactly `is_in`'s. Keys of one byte width (pseudonyms) are
+hashed from their bytes in place; keys of several widths with pandas' hash, which costs more than
+`is_in` when there are no more keys than the batch has values: then `is_in` is the probe.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ class KeySet:
         """Whether each of `values` is one of the keys (null: False), as a boolean array."""
         if not len(self._keys) or not len(values):
             return np.zeros(len(values), dtype=bool)
-        if len(self._keys) <= len(values):  # a hash set of a few keys costs less than hashing
-            return _is_in(values, self._keys)
+        if self._width is None and len(self._keys) <= len(values):
+            return _is_in(values, self._keys)  # a set of a few keys costs less than pandas' hash
         if self._width is not None:  # a text of another width is none of the keys
             same_width = pc.equal(pc.binary_length(values), self._width).fill_null(False)
             if not pc.all(same_width).as_py():
