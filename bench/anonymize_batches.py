@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -146,6 +147,8 @@ def main() -> None:
             batched = StagedTable.open(tmp / "batch.staged").read()
             whole = pq.read_table(tmp / "w.pq")
             figures["identical"] = batched.cast(whole.schema).equals(whole)
+        # the process's peak (the generated input included): per path with --only
+        figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         figures["load_1min"] = round(os.getloadavg()[0], 2)
         print(json.dumps(figures))
     finally:
