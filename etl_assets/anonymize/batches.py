@@ -4,6 +4,10 @@ values), cell suppression, and no privacy model. Such a table never needs all it
 each batch of the staged clean table is anonymized, its records whose parent was suppressed are
 dropped against the parents' compact key columns, and it is written to the staged output.
 
+Pseudonyms of an integer column are remembered across batches (a sorted memo, bounded; see
+`PseudonymMemo`); other columns' values are hashed again in each batch they occur in: finding a
+text in a memo costs about what hashing it again does, and the memo would hold every value.
+
 A table with a privacy model, a generalization, a permutation or an anatomization depends on
 the whole table (classes, hierarchies built from the data, shuffles) and takes the whole-table
 path in `table.py`.
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
+from etl_assets.anonymize.keyset import KeySet
+from etl_assets.anonymize.operations import PseudonymMemo
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
 from etl_assets.metadata import Table
 from etl_assets.metadata.loader import LoadedModule
@@ -60,8 +66,8 @@ def anonymize_staged(
     orphans, removed = [], []
     metrics: dict[str, float] = {}
     summary, suppressed = "", 0
-    known: dict[tuple[str, str], pa.Array] = {}
-    memos: dict = {}  # each distinct value is pseudonymized once, not once per batch
+    known: dict[tuple[str, str], KeySet] = {}  # each parent's keys, hashed once
+    memos: dict[str, PseudonymMemo] = {}  # integer columns: each value hashed once
     for batch in clean.iter_batches():
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
         result = anonymize_for_module(frame, table, loaded, version, key, memos)

@@ -79,6 +79,13 @@ def record_random(df: pd.DataFrame, spec: AnonymizationSpec, secret: bytes) -> K
     return KeyedRandom.for_records(df, [c.name for c in spec.columns], secret)
 
 
+def _randomized(spec: AnonymizationSpec) -> bool:
+    """Whether any operation draws keyed randomness (else the records' fingerprints, a hash of
+    every value, are not computed at all)."""
+    columns = any(c.perturbation is not None or c.permute is not None for c in spec.columns)
+    return columns or spec.anatomization is not None
+
+
 def anonymize_table(
     df: pd.DataFrame,
     spec: AnonymizationSpec,
@@ -98,7 +105,7 @@ def anonymize_table(
     spec.validate()
     _check_columns(df, spec)
     out = df.reset_index(drop=True).copy()
-    rng = record_random(out, spec, secret or f"seed:{seed}".encode())
+    rng = record_random(out, spec, secret or f"seed:{seed}".encode()) if _randomized(spec) else None
     n = len(out)
     lines = [f"table {spec.table!r}: {n} records"]
     _column_operations(out, spec, rng, secret, lines, memos)
@@ -135,7 +142,7 @@ def anonymize_table(
 def _column_operations(
     out: pd.DataFrame,
     spec: AnonymizationSpec,
-    rng: KeyedRandom,
+    rng: KeyedRandom | None,
     secret: bytes | None,
     lines: list[str],
     memos: dict[str, ops.PseudonymMemo] | None = None,
@@ -287,7 +294,7 @@ def _generalize(
 
 
 def _permute(
-    out: pd.DataFrame, spec: AnonymizationSpec, rng: KeyedRandom, lines: list[str]
+    out: pd.DataFrame, spec: AnonymizationSpec, rng: KeyedRandom | None, lines: list[str]
 ) -> None:
     """Permutation within the published equivalence classes, or of the whole column, in place."""
     qis = spec.quasi_identifiers

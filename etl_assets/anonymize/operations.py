@@ -8,7 +8,6 @@ keyed by a secret, so an unchanged record gets the same output in every version)
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Sequence
 
 import numpy as np
@@ -274,37 +273,90 @@ def perturb(
 # ----------------------------------------------------------------------------- pseudonyms
 
 
+MEMO_LIMIT = 1 << 21  # distinct values a memo keeps (about 80 MB); later ones are hashed again
+
+
 class PseudonymMemo:
-    """Pseudonyms already computed for one column, as two Arrow arrays (value text, pseudonym):
-    a table anonymized batch by batch hashes each distinct value once, not once per batch."""
+    """Pseudonyms already computed for one integer column, sorted by value: a table anonymized
+    batch by batch hashes each distinct value once, and finding a batch's values is a binary
+    search. Integers only (their value is their text's identity); at most `MEMO_LIMIT` values,
+    so memory stays bounded whatever the table's cardinality."""
 
     def __init__(self) -> None:
-        self.keys = pa.array([], pa.string())
-        self.values = pa.array([], pa.string())
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros(0, dtype="S1")  # the pseudonyms, as ASCII
 
-    def lookup(self, keys: list[str], compute) -> list[str]:
-        """The pseudonyms of `keys`, computing (and remembering) only the unknown ones."""
-        texts = pa.array(keys, pa.string())  # distinct (they come from a factorize)
-        pos = pc.index_in(texts, value_set=self.keys)
-        unknown = np.asarray(pc.is_null(pos).to_numpy(zero_copy_only=False), dtype=bool)
-        index = np.asarray(pos.fill_null(0).to_numpy(), dtype=np.int64)
-        if unknown.any():
-            missing = texts.filter(pa.array(unknown))
-            fresh = pa.array(compute(missing.to_pylist()), pa.string())
-            index[unknown] = np.arange(len(self.keys), len(self.keys) + len(missing))
-            self.keys = pa.concat_arrays([self.keys, missing])
-            self.values = pa.concat_arrays([self.values, fresh])
-        return self.values.take(pa.array(index)).to_pylist()
+    def lookup(self, keys: np.ndarray, compute) -> list[str]:
+        """The pseudonyms of the distinct integers `keys`, computing (and remembering) only the
+        unknown ones with `compute(texts)`."""
+        order = np.argsort(keys, kind="stable")  # probed in order: see keyset.search_sorted
+        ordered = keys[order]
+        at = np.searchsorted(self.keys, ordered)  # also where a missing key is to be inserted
+        pos = np.minimum(at, max(len(self.keys) - 1, 0))
+        known = self.keys[pos] == ordered if len(self.keys) else np.zeros(len(keys), dtype=bool)
+        missing = ordered[~known]
+        fresh = np.array(compute([str(k) for k in missing.tolist()]) or [b""], dtype="S")
+        width = np.dtype(f"S{max(self.values.itemsize, fresh.itemsize)}")
+        self.values = self.values.astype(width, copy=False)
+        out = np.empty(len(keys), dtype=width)
+        out[order[known]] = self.values[pos[known]]
+        out[order[~known]] = fresh[: len(missing)]
+        room = min(MEMO_LIMIT - len(self.keys), len(missing))
+        if room > 0:
+            self.keys = np.insert(self.keys, at[~known][:room], missing[:room])
+            self.values = np.insert(self.values, at[~known][:room], fresh[:room])
+        return out.astype(str).tolist()
+
+
+def _hmac_pads(secret: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 with the key's inner and outer pads absorbed (RFC 2104): HMAC(secret, m) is
+    outer.update(inner.update(m).digest()), so each value costs two short hashes, no setup."""
+    key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    return inner, outer
 
 
 def _hmac_hex(keys: list[str], secret: bytes, length: int) -> list[str]:
-    mac = hmac.new(secret, digestmod=hashlib.sha256)
+    """HMAC-SHA256(secret, key) as hex, its first `length` characters, for each key."""
+    inner, outer = _hmac_pads(secret)
+    new_inner, new_outer = inner.copy, outer.copy
     hashed = []
     for k in keys:  # one HMAC per distinct value; hashing itself has no vectorized form
-        m = mac.copy()
-        m.update(k.encode("utf-8"))
-        hashed.append(m.hexdigest()[:length])
+        i = new_inner()
+        i.update(k.encode("utf-8"))
+        o = new_outer()
+        o.update(i.digest())
+        hashed.append(o.hexdigest()[:length])
     return hashed
+
+
+def _key_texts(uniq: pd.Index) -> list[str]:
+    """`str(value)` of each distinct value; Arrow integers and texts are cast in Arrow, which
+    writes them exactly as `str` does, instead of boxing every value one by one."""
+    dtype = uniq.dtype
+    arrow = dtype.pyarrow_dtype if isinstance(dtype, pd.ArrowDtype) else None
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        arrow = pa.string()
+    if arrow is not None and (pa.types.is_integer(arrow) or _is_text(arrow)):
+        return pc.cast(pa.array(uniq.array), pa.string()).to_pylist()
+    return [str(v) for v in uniq]
+
+
+def _integers(uniq: pd.Index) -> np.ndarray | None:
+    """The distinct values as int64 when they are integers that fit (the memo's keys)."""
+    dtype = uniq.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        t = dtype.pyarrow_dtype
+        fits = pa.types.is_signed_integer(t) or pa.types.is_unsigned_integer(t) and t.bit_width < 64
+    else:
+        fits = dtype.kind == "i" or dtype.kind == "u" and dtype.itemsize < 8
+    return np.asarray(uniq.to_numpy(dtype=np.int64), dtype=np.int64) if fits else None
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def pseudonymize(
@@ -313,17 +365,17 @@ def pseudonymize(
     """HMAC-SHA256(secret, str(value)) as hex (first ``length`` chars); nulls stay null.
 
     The same value maps to the same pseudonym in every table, so keys keep joining. Each distinct
-    value is hashed once (across batches too, with a `memo`).
+    value is hashed once (across batches too, with a `memo`, for integer columns).
     """
     if not secret:
         raise ValueError("pseudonymization needs a non-empty secret key (from the environment)")
     if pd.api.types.is_float_dtype(values) and (values.dropna() == values.dropna().round()).all():
         values = values.astype("Int64")  # 1.0 and 1 must give the same pseudonym
     codes, uniq = pd.factorize(values, use_na_sentinel=True)
-    keys = [str(v) for v in uniq]
-    if memo is None:
-        hashed = _hmac_hex(keys, secret, length)
+    integers = _integers(uniq) if memo is not None else None
+    if integers is None:
+        hashed = _hmac_hex(_key_texts(uniq), secret, length)
     else:
-        hashed = memo.lookup(keys, lambda missing: _hmac_hex(missing, secret, length))
+        hashed = memo.lookup(integers, lambda missing: _hmac_hex(missing, secret, length))
     table = np.array(hashed + [None], dtype=object)
     return pd.Series(table[codes], index=values.index, name=values.name)

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from etl_assets.anonymize import engine
 from etl_assets.anonymize import hierarchy as hier
+from etl_assets.anonymize.keyset import KeySet
 from etl_assets.anonymize.module_spec import build_spec, generalization, needs_anonymization
 from etl_assets.clean.coerce import arrow_dtype
 from etl_assets.metadata import Anatomization, Generalization, Suppression, Table
@@ -145,12 +146,31 @@ def _as_text(s: pd.Series) -> pa.ChunkedArray:
     return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
 
 
+def _refers_to_known(
+    values: pd.Series,
+    parent: pd.Series,
+    known_keys: dict[tuple[str, str], KeySet] | None,
+    reference: tuple[str, str],
+) -> np.ndarray:
+    """Whether each value is null or one of the parent's keys. One call (the whole table): an
+    Arrow hash set of the keys; batch by batch: one `KeySet` of `reference` for every batch."""
+    text = _as_text(values).combine_chunks()
+    if known_keys is None:
+        keys = pc.unique(_as_text(parent).drop_null().combine_chunks())
+        found = np.asarray(pc.is_in(text, value_set=keys).to_numpy(zero_copy_only=False))
+    else:
+        if reference not in known_keys:
+            known_keys[reference] = KeySet(_as_text(parent))
+        found = known_keys[reference].contains(text)
+    return found.astype(bool) | np.asarray(pc.is_null(text).to_numpy(zero_copy_only=False))
+
+
 def drop_orphans(
     tables: dict[str, pd.DataFrame],
     table: Table,
     parents: dict[str, pd.DataFrame],
     version: str,
-    known_keys: dict[tuple[str, str], pa.Array] | None = None,
+    known_keys: dict[tuple[str, str], KeySet] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Remove records whose foreign key points at a parent record that anonymization suppressed.
 
@@ -167,15 +187,8 @@ def drop_orphans(
         fk = col.foreignKey
         if fk is None or fk.table not in parents or col.name not in df.columns:
             continue
-        # in Arrow: a hash set of the parent's keys, not pandas' object-string isin
-        cache = {} if known_keys is None else known_keys  # one set for every batch
-        if (fk.table, fk.column) not in cache:
-            parent = _as_text(parents[fk.table][fk.column]).drop_null()
-            cache[fk.table, fk.column] = pc.unique(parent.combine_chunks())
-        known = cache[fk.table, fk.column]
-        values = _as_text(df[col.name])
-        ok = pc.or_kleene(pc.is_null(values), pc.is_in(values, value_set=known))
-        ok = ok.to_numpy(zero_copy_only=False)
+        parent = parents[fk.table][fk.column]
+        ok = _refers_to_known(df[col.name], parent, known_keys, (fk.table, fk.column))
         gone = keep & ~ok
         if gone.any():
             parts.append(
