@@ -46,15 +46,19 @@ def repeated(values: pa.ChunkedArray) -> np.ndarray:
     return _repeated_ints(ints)
 
 
-def _repeated_ints(ints: np.ndarray) -> np.ndarray:
+def _repeated_ints(ints: np.ndarray, own: bool = False) -> np.ndarray:
+    """`repeated` for int64 values; with `own`, `ints` is a scratch copy it may change."""
     if len(ints) == 0:
         return np.zeros(0, dtype=bool)
     low, high = int(ints.min()), int(ints.max())
     if high - low <= 2 * len(ints) + 1024:
-        # Dense range (surrogate keys, codes, dates): count per value, O(n) and no sort.
-        offsets = ints - low if low else ints
-        counts = np.bincount(offsets, minlength=high - low + 1)
-        return counts[offsets] > 1
+        # Dense range (surrogate keys, codes, dates): count per value, O(n) and no sort; the
+        # repeated values as a mask over the range, so no full-size integer gather.
+        if own and low:
+            ints -= low
+        offsets = ints - low if low and not own else ints
+        repeated_value = np.bincount(offsets, minlength=high - low + 1) > 1
+        return repeated_value[offsets]
     ordered = np.sort(ints)
     same = ordered[1:] == ordered[:-1]
     if not same.any():
@@ -72,8 +76,10 @@ def candidates(columns: Sequence[pa.ChunkedArray], among: np.ndarray) -> np.ndar
         if len(positions) < 2:
             return positions[:0]
         ints = _as_int64(values) if 4 * len(positions) > len(values) else None
-        if ints is not None:  # most records: gather in numpy, no Arrow copy of the column
-            same = _repeated_ints(ints[positions])
+        if ints is not None and len(positions) == len(ints):  # every record: no gather
+            same = _repeated_ints(ints)
+        elif ints is not None:  # most records: gather in numpy, no Arrow copy of the column
+            same = _repeated_ints(ints[positions], own=True)
         else:
             same = repeated(take(values, positions))
         del ints
