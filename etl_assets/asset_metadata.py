@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
@@ -147,13 +149,18 @@ def arrow_bytes(df: pd.DataFrame) -> int:
     return pa.Table.from_pandas(df, preserve_index=False).nbytes
 
 
-def quarantine_summary(quarantine: pd.DataFrame) -> dg.MetadataValue:
-    """Records in the quarantine per action, rule and reason (counts only, never values)."""
-    reasons = (
-        quarantine.groupby(["action", "rule", "reason"], dropna=False).size().reset_index(name="n")
-    )
+def quarantine_summary(quarantine: pd.DataFrame | Iterable[pa.RecordBatch]) -> dg.MetadataValue:
+    """Records in the quarantine per action, rule and reason (counts only, never values); the
+    quarantine whole or batch by batch."""
+    parts = [quarantine] if isinstance(quarantine, pd.DataFrame) else quarantine
+    keys = ["action", "rule", "reason"]
+    counts: dict[tuple, int] = {}
+    for part in parts:
+        frame = part if isinstance(part, pd.DataFrame) else part.select(keys).to_pandas()
+        for key, n in frame.groupby(keys, dropna=False).size().items():
+            counts[key] = counts.get(key, 0) + int(n)
     lines = ["| action | rule | reason | records |", "|---|---|---|---|"]
-    lines += [f"| {r.action} | {r.rule} | {r.reason} | {r.n} |" for r in reasons.itertuples()]
+    lines += [f"| {a} | {r} | {why} | {n} |" for (a, r, why), n in sorted(counts.items(), key=str)]
     return dg.MetadataValue.md("\n".join(lines))
 
 

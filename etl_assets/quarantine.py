@@ -35,6 +35,15 @@ def empty_quarantine() -> pd.DataFrame:
     return QUARANTINE_SCHEMA.empty_table().to_pandas()
 
 
+def quarantine_file_schema() -> pa.Schema:
+    """The schema of a quarantine file written batch by batch: QUARANTINE_SCHEMA with the
+    pandas metadata a DataFrame's file has, so both read back alike."""
+    frame = empty_quarantine().astype(pd.StringDtype("pyarrow"))
+    return QUARANTINE_SCHEMA.with_metadata(
+        pa.Schema.from_pandas(frame, preserve_index=False).metadata
+    )
+
+
 def _records_json(rows: pd.DataFrame) -> pd.Series:
     """Each row as a JSON object (dates as ISO strings), vectorized through pandas' writer."""
     data = rows.drop(columns=[c for c in rows.columns if c.startswith("_dm_")], errors="ignore")

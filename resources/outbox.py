@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,21 @@ class OutboxResource(dg.ConfigurableResource):
         rel = self._rel(module, version, "quarantine", f"{table}.parquet")
         store = self._store(RESTRICTED)
         store.write_parquet(rel, df)
+        return store.uri(rel)
+
+    def write_quarantine_batches(
+        self,
+        module: str,
+        version: str,
+        table: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch | pa.Table],
+    ) -> str:
+        """`write_quarantine` for a quarantine too large to hold: written batch by batch."""
+        rel = self._rel(module, version, "quarantine", f"{table}.parquet")
+        store = self._store(RESTRICTED)
+        parts = (b for t in batches for b in (t.to_batches() if isinstance(t, pa.Table) else [t]))
+        store.write_parquet_batches(rel, schema, parts)
         return store.uri(rel)
 
     def read_quarantine_table(self, module: str, version: str, name: str) -> pd.DataFrame:

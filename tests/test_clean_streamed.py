@@ -49,6 +49,7 @@ def _same(tmp_path, sources, table, module, parents, key_maps) -> pd.DataFrame:
         sources, table, module, version="1", parents=parents, parent_key_maps=key_maps
     )
     scratch = StagedWriter(tmp_path / f"scratch{next(_runs)}.staged")
+    rejects = StagedWriter(tmp_path / f"rejects{next(_runs)}.staged")
     streamed = clean_streamed(
         sources,
         table,
@@ -57,6 +58,7 @@ def _same(tmp_path, sources, table, module, parents, key_maps) -> pd.DataFrame:
         parents=parents,
         parent_key_maps=key_maps,
         scratch=scratch,
+        rejects=rejects,
     )
     batches = list(streamed.batches(5))
     data = pa.concat_tables(batches).to_pandas(types_mapper=pd.ArrowDtype)
@@ -69,7 +71,7 @@ def _same(tmp_path, sources, table, module, parents, key_maps) -> pd.DataFrame:
     assert streamed.dropped_columns == whole.dropped_columns
     assert streamed.missing_columns == whole.missing_columns
     streamed.discard()
-    assert not streamed.stored.path.exists()
+    assert not streamed.stored.path.exists() and not streamed.rejected.path.exists()
     return whole
 
 

@@ -9,6 +9,7 @@ from etl_assets.clean.streamed import clean_streamed
 from etl_assets.clean.table import Source, clean_table
 from etl_assets.extract.units import extraction_units
 from etl_assets.metadata import Table
+from etl_assets.quarantine import quarantine_file_schema
 from etl_assets.results import CleanCounts, StageResultMissing
 from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import PrivacyResource
@@ -74,10 +75,10 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         streamed = sum(len(f) for f in frames) > dm_io_manager.batch_rows
         with restricted_errors(outbox, kit, version, f"clean {table.name}"):
             if streamed:  # bounded memory: the table rules on compact columns
-                scratch = dm_io_manager.scratch(context.asset_key, version, "ruled")
                 result = clean_streamed(
                     frames, table, kit.model, version=version, parents=parent_frames,
-                    scratch=scratch,
+                    scratch=dm_io_manager.scratch(context.asset_key, version, "ruled"),
+                    rejects=dm_io_manager.scratch(context.asset_key, version, "rejects"),
                 )  # fmt: skip
             else:
                 result = clean_table(
@@ -88,10 +89,23 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         try:
             with dm_io_manager.stage(context.asset_key, version) as writer:
                 staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
+            if streamed:
+                qpath = outbox.write_quarantine_batches(
+                    kit.module,
+                    version,
+                    table.name,
+                    quarantine_file_schema(),
+                    result.quarantine_batches(),
+                )
+                rejected = result.rejected.num_rows
+                summary = quarantine_summary(result.quarantine_batches()) if rejected else None
+            else:
+                qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
+                rejected = len(result.quarantine)
+                summary = quarantine_summary(result.quarantine) if rejected else None
         finally:
             if streamed:
                 result.discard()
-        qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
         if result.key_map is not None and len(result.key_map):
             outbox.write_key_map(kit.module, version, table.name, result.key_map)
         for col in result.missing_columns:
@@ -109,8 +123,8 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             "dm/quarantine_path": dg.MetadataValue.path(qpath),
             "dagster/column_lineage": column_lineage(staged.columns, upstream_cols),
         }
-        if len(result.quarantine):
-            metadata["dm/quarantine_summary"] = quarantine_summary(result.quarantine)
+        if summary is not None:
+            metadata["dm/quarantine_summary"] = summary
         return dg.Output(staged, metadata=metadata)
 
     return _clean

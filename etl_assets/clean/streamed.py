@@ -10,7 +10,8 @@ compact columns, with the same result as the whole-table path (`table.clean_tabl
    columns a rule replaced (re-keyed records) swapped in.
 
 Peak memory: one batch of every column, plus per record the alive mask, the compact columns and
-one other column while dedupe narrows. The quarantine (rejected records only) is held whole.
+one other column while dedupe narrows. Quarantine rows go to disk as they are found (a scratch
+staged table, written on to the restricted zone batch by batch).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from etl_assets.clean.rules.engine import (
     stable_counts,
 )
 from etl_assets.clean.rules.stored_rows import POSITION, StoredRows
-from etl_assets.clean.rules.working_set import WorkingSet
+from etl_assets.clean.rules.working_set import QUARANTINE_DTYPE, WorkingSet
 from etl_assets.clean.table import (
     Layout,
     Source,
@@ -42,7 +43,7 @@ from etl_assets.clean.table import (
     source_layout,
 )
 from etl_assets.metadata import DataModule, Table
-from etl_assets.quarantine import SOURCE_COLUMN, concat_quarantine
+from etl_assets.quarantine import QUARANTINE_COLUMNS, QUARANTINE_SCHEMA, SOURCE_COLUMN
 from etl_assets.results import CleanCounts
 from resources.staged import StagedTable, StagedWriter
 
@@ -53,7 +54,8 @@ class StreamedClean:
     """every typed record after the record-local rules (scratch: `discard()` removes it)"""
     alive: np.ndarray
     replaced: dict[str, pa.ChunkedArray]
-    quarantine: pd.DataFrame
+    rejected: StagedTable
+    """the quarantine rows (scratch too: a table's defects can be many)"""
     counts: CleanCounts
     key_map: pd.DataFrame | None
     dropped_columns: list[str]
@@ -73,8 +75,23 @@ class StreamedClean:
             yield part.filter(pa.array(self.alive[start : start + n]))
             start += n
 
+    @property
+    def quarantine(self) -> pd.DataFrame:
+        """The whole quarantine in memory (for tests and small tables)."""
+        return self.rejected.read().to_pandas(types_mapper=lambda t: QUARANTINE_DTYPE)
+
+    def quarantine_batches(self) -> Iterator[pa.RecordBatch]:
+        return self.rejected.iter_batches()
+
     def discard(self) -> None:
         StagedTable.remove(self.stored.path)
+        StagedTable.remove(self.rejected.path)
+
+
+def quarantine_arrow(df: pd.DataFrame) -> pa.Table:
+    """Quarantine rows as QUARANTINE_SCHEMA (every column text)."""
+    table = pa.Table.from_pandas(df[QUARANTINE_COLUMNS], preserve_index=False)
+    return table.cast(QUARANTINE_SCHEMA).replace_schema_metadata(None)
 
 
 def _conformed(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
@@ -95,28 +112,32 @@ class _FirstPass:
     stored: StagedTable
     alive: np.ndarray
     originals: pa.Table | None
-    quarantine: list[pd.DataFrame]
     typing_counts: dict[str, int]
     rule_counts: dict[str, int]
 
 
 def _record_pass(
-    sources: list[Source], table: Table, module: DataModule, version: str, scratch: StagedWriter
+    sources: list[Source],
+    table: Table,
+    module: DataModule,
+    version: str,
+    scratch: StagedWriter,
+    rejects: StagedWriter,
 ) -> _FirstPass:
     layout = source_layout(sources, table)
-    typing_q, rules_q, originals, alive = [], [], [], []
+    originals, alive = [], []
     typing_counts: dict[str, int] = {}
     rule_counts: dict[str, int] = {}
     offset = 0
     for frame in source_frames(sources):
         typed = enforce_schema(frame, table, version)
         del frame
-        typing_q.append(typed.quarantine)
+        rejects.write(quarantine_arrow(typed.quarantine))
         add_counts(typing_counts, typed.counts)
         ws = WorkingSet.start(_conformed(typed.data, layout), table, module, version)
         del typed
         apply_record_rules(ws)
-        rules_q.append(ws.quarantine())
+        rejects.write(quarantine_arrow(ws.quarantine()))
         add_counts(rule_counts, ws.counts)
         changed = _changed_positions(ws)
         if len(changed):
@@ -129,7 +150,6 @@ def _record_pass(
         stored=scratch.close(),
         alive=np.concatenate(alive) if alive else np.zeros(0, dtype=bool),
         originals=pa.concat_tables(originals) if originals else None,
-        quarantine=typing_q + rules_q,
         typing_counts=typing_counts,
         rule_counts=rule_counts,
     )
@@ -166,11 +186,17 @@ def clean_streamed(
     version: str,
     parents: Mapping[str, pd.DataFrame],
     scratch: StagedWriter,
+    rejects: StagedWriter,
     parent_key_maps: Mapping[str, pd.DataFrame] | None = None,
 ) -> StreamedClean:
-    """`clean_table`'s result for `sources`, streamed through the staged table `scratch`."""
+    """`clean_table`'s result for `sources`, streamed through the staged table `scratch`;
+    the quarantine rows go to the staged table `rejects`."""
     sources = [s for s in sources if source_columns(s)]
-    first = _record_pass(sources, table, module, version, scratch)
+    try:
+        first = _record_pass(sources, table, module, version, scratch, rejects)
+    except BaseException:
+        rejects.abort()
+        raise
     try:
         compact = _compact(first.stored, table)
         ws = WorkingSet(
@@ -186,8 +212,10 @@ def clean_streamed(
         for key, n in first.rule_counts.items():
             ws.count(key, n)
         key_map = apply_table_rules(ws, parents, parent_key_maps)
-        quarantine = concat_quarantine([*first.quarantine, ws.quarantine()])
+        rejects.write(quarantine_arrow(ws.quarantine()))
+        rejected = rejects.close(QUARANTINE_SCHEMA)
     except BaseException:
+        rejects.abort()
         StagedTable.remove(first.stored.path)
         raise
     rows_in = first.typing_counts.get("rows_typed", len(first.alive))
@@ -197,7 +225,7 @@ def clean_streamed(
         stored=first.stored,
         alive=ws.alive,
         replaced={c: ws.arrow(c) for c in ws.changed},
-        quarantine=quarantine,
+        rejected=rejected,
         counts=clean_counts(first.typing_counts, rules),
         key_map=_as_text_source(key_map),
         dropped_columns=layout.dropped,
