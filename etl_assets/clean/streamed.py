@@ -4,8 +4,9 @@ compact columns, with the same result as the whole-table path (`table.clean_tabl
 1. Each source batch is typed and given the record-local rules (empty values, ranges); every
    record, with its values after them, goes to a scratch staged table in step storage.
 2. The rules that compare records (dedupe, primary keys, foreign keys) run on compact columns
-   held in memory: the key and reference columns and the sources (dictionary-encoded). Dedupe
-   reads the other columns one at a time and fetches the few candidates' records at once.
+   held in memory: the key columns and the sources (dictionary-encoded). Dedupe reads the other
+   columns one at a time and fetches the few candidates' records at once; the foreign-key rule
+   reads each reference column when it runs.
 3. The cleaned records are the scratch table's batches filtered by the alive mask, with the
    columns a rule replaced (re-keyed records) swapped in.
 
@@ -156,9 +157,10 @@ def _record_pass(
 
 
 def _compact(stored: StagedTable, table: Table) -> pd.DataFrame:
-    """The columns the table rules read for every record: keys, references and the source."""
-    names = [*(table.primaryKey or []), *(c.name for c in table.columns if c.foreignKey)]
-    names = [c for c in dict.fromkeys([*names, SOURCE_COLUMN]) if c in stored.columns]
+    """The columns the table rules read for every record, held from dedupe to the end: keys
+    and the source (references are read when their rule runs, after dedupe's peak)."""
+    names = [c for c in dict.fromkeys([*(table.primaryKey or []), SOURCE_COLUMN])]
+    names = [c for c in names if c in stored.columns]
     columns = {}
     for name in names:
         values = stored.read([name]).column(name)

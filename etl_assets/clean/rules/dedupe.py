@@ -34,6 +34,11 @@ def _narrow(ws: WorkingSet, columns: list[str], positions: np.ndarray) -> np.nda
     candidates are left, then fetches the rest of their values at once."""
     if ws.stored is None:
         return candidates([ws.arrow(c) for c in columns], positions)
+    if positions.dtype == bool:
+        if not columns:
+            return np.flatnonzero(positions)
+        positions = candidates([ws.column(columns[0])], positions)
+        columns = columns[1:]
     for i, column in enumerate(columns):
         if len(positions) < 2:
             return positions[:0]
@@ -47,11 +52,11 @@ def _narrow(ws: WorkingSet, columns: list[str], positions: np.ndarray) -> np.nda
 def apply_dedupe(ws: WorkingSet) -> None:
     columns = dedupe_columns(ws)
     key = ws.table.primaryKey or []
-    positions = np.flatnonzero(ws.alive)
+    positions = ws.alive  # a mask until the first column narrows it
     rest = columns
     if key and columns[: len(key)] == key:
         # Narrowing on the key columns first also finds the primary-key candidates.
-        positions = candidates([ws.column(c) for c in key], positions)
+        positions = candidates([ws.column(c) for c in key], ws.alive)
         ws.key_candidates = positions
         rest = columns[len(key) :]
     positions = _narrow(ws, rest, positions)

@@ -50,11 +50,16 @@ def member(values: pa.ChunkedArray, allowed: pa.ChunkedArray) -> np.ndarray:
         if high - low <= 2 * len(keys) + 1024:
             table = np.zeros(high - low + 1, dtype=bool)
             table[keys - low] = True
-            ints = values.fill_null(low).to_numpy()
-            inside = (ints >= low) & (ints <= high)
-            found = np.zeros(len(ints), dtype=bool)
-            found[inside] = table[ints[inside] - low]
-            return found & ~to_bool(values.is_null())
+            found = np.zeros(len(values), dtype=bool)
+            start = 0
+            for chunk in values.chunks:  # chunk by chunk: no full-size integer copies
+                ints = chunk.fill_null(low).to_numpy()
+                inside = (ints >= low) & (ints <= high)
+                part = found[start : start + len(chunk)]
+                part[inside] = table[ints[inside] - low]
+                part &= ~to_bool(chunk.is_null())
+                start += len(chunk)
+            return found
     return to_bool(pc.is_in(values, value_set=allowed)) & ~to_bool(values.is_null())
 
 
@@ -66,9 +71,9 @@ def apply_foreign_keys(
     ws.count("rejected_foreign_key", 0)
     for column in ws.table.columns:
         fk = column.foreignKey
-        if fk is None or column.name not in ws.data.columns:
+        if fk is None or column.name not in ws.columns:
             continue
-        values = ws.arrow(column.name)
+        values = ws.column(column.name)
         allowed = parent_values(parents, ws.table.name, column.name, fk.table, fk.column)
         if allowed.type != values.type:
             allowed = allowed.cast(values.type)

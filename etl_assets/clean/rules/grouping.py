@@ -68,11 +68,34 @@ def _repeated_ints(ints: np.ndarray, own: bool = False) -> np.ndarray:
     return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _repeated_among(values: pa.ChunkedArray, among: np.ndarray) -> np.ndarray | None:
+    """Mask of the records in `among` (a mask) whose value another one of them shares, for
+    integer-like values in a dense range; None otherwise. The others get distinct values past
+    the range instead of being gathered out, so no positions or gathered copy are made."""
+    ints = _as_int64(values)
+    if ints is None or not len(ints):
+        return None
+    dead = ~among
+    n_dead = int(dead.sum())
+    low, high = int(ints.min()), int(ints.max())
+    if high - low + n_dead > 2 * len(ints) + 1024:
+        return None
+    work = ints if ints.flags.writeable else ints.copy()
+    del ints
+    work[dead] = high + 1 + np.arange(n_dead, dtype=np.int64)
+    return _repeated_ints(work, own=True) & among
+
+
 def candidates(columns: Sequence[pa.ChunkedArray], among: np.ndarray) -> np.ndarray:
     """Positions (within `among`, a mask or ascending positions) of records that may share all
     `columns` with another one of them."""
-    positions = np.flatnonzero(among) if among.dtype == bool else among
+    positions = None if among.dtype == bool else among
     for values in columns:
+        if positions is None:  # still a mask over every record
+            same = _repeated_among(values, among)
+            positions = np.flatnonzero(among if same is None else same)
+            if same is not None:
+                continue
         if len(positions) < 2:
             return positions[:0]
         ints = _as_int64(values) if 4 * len(positions) > len(values) else None
@@ -84,6 +107,8 @@ def candidates(columns: Sequence[pa.ChunkedArray], among: np.ndarray) -> np.ndar
             same = repeated(take(values, positions))
         del ints
         positions = positions[same]
+    if positions is None:
+        positions = np.flatnonzero(among)
     return positions
 
 

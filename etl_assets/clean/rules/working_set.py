@@ -252,7 +252,7 @@ class WorkingSet:
         values = None
         if column is not None:
             # Arrow's text form: NaN stays visible as "nan" (pandas would print <NA>).
-            values = take(self.arrow(column), positions).cast(pa.string())
+            values = self.values_at([column], positions)[0].cast(pa.string())
         self.entries.append(_Entry(positions, action, rule, column, reason, values))
 
     def quarantine(self) -> pd.DataFrame:
