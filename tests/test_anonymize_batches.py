@@ -68,6 +68,22 @@ def test_a_full_memo_still_gives_the_pseudonyms_of_the_whole_column(monkeypatch,
         assert len(memo.keys) == 10 and (np.diff(memo.keys) > 0).all()
 
 
+@pytest.mark.parametrize("repeats", [False, True])
+def test_a_memo_closes_for_values_that_never_repeat_and_changes_nothing(monkeypatch, repeats):
+    """A table's own key never repeats: after its trial the memo empties and stops remembering;
+    a column whose values repeat keeps its memo. The pseudonyms are the same either way."""
+    monkeypatch.setattr(operations, "MEMO_TRIAL", 200)
+    values = pd.Series(np.arange(1000) % (100 if repeats else 1000), dtype="int64")
+    whole = pseudonymize(values, b"k" * 32).tolist()
+    memo = PseudonymMemo()
+    parts = [
+        pseudonymize(values.iloc[i : i + 50], b"k" * 32, memo=memo) for i in range(0, 1000, 50)
+    ]
+    assert pd.concat(parts).tolist() == whole
+    assert memo.closed is not repeats
+    assert len(memo.keys) == (100 if repeats else 0)
+
+
 texts = st.lists(st.one_of(st.none(), st.text(alphabet="ab1é", max_size=3)), max_size=40)
 
 

@@ -273,6 +273,8 @@ def perturb(
 # ----------------------------------------------------------------------------- pseudonyms
 
 
+MEMO_TRIAL = 500_000  # values looked up before the memo decides whether it pays
+MEMO_MIN_HITS = 0.05  # share of them it must have known
 MEMO_LIMIT = 1 << 21  # distinct values a memo keeps (about 80 MB); later ones are hashed again
 
 
@@ -280,11 +282,15 @@ class PseudonymMemo:
     """Pseudonyms already computed for one integer column, sorted by value: a table anonymized
     batch by batch hashes each distinct value once, and finding a batch's values is a binary
     search. Integers only (their value is their text's identity); at most `MEMO_LIMIT` values,
-    so memory stays bounded whatever the table's cardinality."""
+    so memory stays bounded whatever the table's cardinality. A column whose values hardly
+    repeat (a table's own key) is not worth remembering: once `MEMO_TRIAL` values were looked
+    up with under `MEMO_MIN_HITS` of them known, the memo empties and stops."""
 
     def __init__(self) -> None:
         self.keys = np.zeros(0, dtype=np.int64)
         self.values = np.zeros(0, dtype="S1")  # the pseudonyms, as ASCII
+        self.looked_up = self.hits = 0
+        self.closed = False
 
     def lookup(self, keys: np.ndarray, compute) -> list[str]:
         """The pseudonyms of the distinct integers `keys`, computing (and remembering) only the
@@ -301,7 +307,12 @@ class PseudonymMemo:
         out = np.empty(len(keys), dtype=width)
         out[order[known]] = self.values[pos[known]]
         out[order[~known]] = fresh[: len(missing)]
-        room = min(MEMO_LIMIT - len(self.keys), len(missing))
+        self.looked_up += len(keys)
+        self.hits += len(keys) - len(missing)
+        if self.looked_up >= MEMO_TRIAL and self.hits < MEMO_MIN_HITS * self.looked_up:
+            self.closed = True
+            self.keys, self.values = self.keys[:0], self.values[:0]
+        room = 0 if self.closed else min(MEMO_LIMIT - len(self.keys), len(missing))
         if room > 0:
             self.keys = np.insert(self.keys, at[~known][:room], missing[:room])
             self.values = np.insert(self.values, at[~known][:room], fresh[:room])
