@@ -17,8 +17,6 @@ atomic: a reader sees the old object or the new one, never half of one.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import time
 from collections.abc import Iterable
@@ -106,17 +104,19 @@ class OutboxResource(dg.ConfigurableResource):
         return self._store().exists(self._rel(module, version, f"{table}.parquet"))
 
     def table_schema(self, module: str, version: str, table: str) -> pa.Schema:
-        data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
-        return pq.read_schema(io.BytesIO(data))
+        """A prepared table's schema, from its Parquet footer (the data is not read)."""
+        rel = self._rel(module, version, f"{table}.parquet")
+        return self._store().parquet_metadata(rel).schema.to_arrow_schema()
 
     def table_rows(self, module: str, version: str, table: str) -> int:
         """Rows of a prepared table, from its Parquet footer (the data is not read)."""
-        data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
-        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        return (
+            self._store().parquet_metadata(self._rel(module, version, f"{table}.parquet")).num_rows
+        )
 
     def table_sha256(self, module: str, version: str, table: str) -> str:
-        data = self._store().read_bytes(self._rel(module, version, f"{table}.parquet"))
-        return hashlib.sha256(data).hexdigest()
+        """The file's SHA-256, read a chunk at a time."""
+        return self._store().sha256(self._rel(module, version, f"{table}.parquet"))
 
     def write_quarantine(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:
         """Rejected and modified records with their original values (restricted zone)."""

@@ -9,6 +9,7 @@ folder's files are 0600 and its folders 0700, whatever the umask.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import secrets
@@ -25,6 +26,9 @@ from botocore.exceptions import ClientError
 
 RESTRICTED_FILE, RESTRICTED_DIR = 0o600, 0o700
 PUBLISHED_FILE, PUBLISHED_DIR = 0o666, 0o777  # before the umask
+
+
+HASH_CHUNK = 1 << 20
 
 
 def parquet_reader(source) -> pq.ParquetFile:
@@ -142,6 +146,17 @@ class LocalStore:
         """The object for reading batch by batch (nothing is read yet)."""
         return parquet_reader(self.path(rel))
 
+    def parquet_metadata(self, rel: str) -> pq.FileMetaData:
+        """A Parquet file's footer (schema, rows): the data is not read."""
+        return pq.read_metadata(self.path(rel))
+
+    def sha256(self, rel: str) -> str:
+        digest = hashlib.sha256()
+        with open(self.path(rel), "rb") as fh:
+            for chunk in iter(lambda: fh.read(HASH_CHUNK), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
     def write_parquet_batches(
         self, rel: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
     ) -> None:
@@ -172,6 +187,38 @@ class LocalStore:
         shutil.rmtree(self.path(rel_dir), ignore_errors=True)
 
 
+class _RangedObject(io.RawIOBase):
+    """A read-only, seekable view of an S3 object that fetches only the ranges read."""
+
+    def __init__(self, client: Any, bucket: str, key: str):
+        self.client, self.bucket, self.key = client, bucket, key
+        self.size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        if end <= self.pos:
+            return b""
+        rng = f"bytes={self.pos}-{end - 1}"
+        data = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=rng)["Body"].read()
+        self.pos += len(data)
+        return data
+
+
 class S3Store:
     """Objects under `s3://bucket/prefix`, through a boto3 client from dagster-aws. Each zone is
     its own prefix, so a bucket policy can tell them apart."""
@@ -200,6 +247,17 @@ class S3Store:
 
     def read_parquet(self, rel: str) -> pd.DataFrame:
         return read_parquet(io.BytesIO(self.read_bytes(rel)))
+
+    def parquet_metadata(self, rel: str) -> pq.FileMetaData:
+        """A Parquet file's footer, through ranged GETs of its end: the data is not fetched."""
+        return pq.read_metadata(_RangedObject(self.client, self.bucket, self.key(rel)))
+
+    def sha256(self, rel: str) -> str:
+        digest = hashlib.sha256()
+        body = self.client.get_object(Bucket=self.bucket, Key=self.key(rel))["Body"]
+        for chunk in body.iter_chunks(HASH_CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def open_parquet(self, rel: str) -> pq.ParquetFile:
         """The object downloaded to a spooled temporary file, for reading batch by batch."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+
 import dagster as dg
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 
 from resources import OutboxResource
@@ -54,5 +58,10 @@ def test_clinic_version_through_an_s3_outbox(s3_outbox, modules_dir, tmp_path, p
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute("SELECT count(*) FROM dm_clinic.patients").fetchone()[0]
     assert rows == len(published)
+    # footer reads and hashes do not fetch the table into memory, and agree with the bytes
+    data = s3_outbox._store().read_bytes(s3_outbox._rel("clinic", "1.0.1", "patients.parquet"))
+    assert s3_outbox.table_rows("clinic", "1.0.1", "patients") == len(published)
+    assert s3_outbox.table_schema("clinic", "1.0.1", "patients") == pq.read_schema(io.BytesIO(data))
+    assert s3_outbox.table_sha256("clinic", "1.0.1", "patients") == hashlib.sha256(data).hexdigest()
     s3_outbox.delete_version("clinic", "1.0.1")
     assert s3_outbox.versions("clinic") == []
