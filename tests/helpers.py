@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 
+from etl_assets._dagster_private import without_instance_state
 from etl_assets.cli.modules import TEMPLATE
 from etl_assets.metadata.jsonld import CONTEXT_URL as CONTEXT  # noqa: F401 - tests build modules with it
 from etl_assets.metadata.loader import load_module
@@ -73,7 +74,11 @@ def run_version(
     defs = dg.Definitions(
         assets=md.assets, asset_checks=md.checks, jobs=md.jobs, resources=resources
     )
-    return defs.resolve_job_def(job or job_name(loaded.name)).execute_in_process(
+    # resolving reads the defs state of whatever instance the process last entered; one
+    # another test left behind, disposed, fails it with "undefined DagsterInstance weakref"
+    with without_instance_state():
+        job_def = defs.resolve_job_def(job or job_name(loaded.name))
+    return job_def.execute_in_process(
         instance=instance, partition_key=version, raise_on_error=False
     )
 
