@@ -119,13 +119,13 @@ class _FirstPass:
 
 def _record_pass(
     sources: list[Source],
+    layout: Layout,
     table: Table,
     module: DataModule,
     version: str,
     scratch: StagedWriter,
     rejects: StagedWriter,
 ) -> _FirstPass:
-    layout = source_layout(sources, table)
     originals, alive = [], []
     typing_counts: dict[str, int] = {}
     rule_counts: dict[str, int] = {}
@@ -159,8 +159,8 @@ def _record_pass(
 def _compact(stored: StagedTable, table: Table) -> pd.DataFrame:
     """The columns the table rules read for every record, held from dedupe to the end: keys
     and the source (references are read when their rule runs, after dedupe's peak)."""
-    names = [c for c in dict.fromkeys([*(table.primaryKey or []), SOURCE_COLUMN])]
-    names = [c for c in names if c in stored.columns]
+    wanted = dict.fromkeys([*(table.primaryKey or []), SOURCE_COLUMN])
+    names = [c for c in wanted if c in stored.columns]
     columns = {}
     for name in names:
         values = stored.read([name]).column(name)
@@ -194,9 +194,11 @@ def clean_streamed(
     """`clean_table`'s result for `sources`, streamed through the staged table `scratch`;
     the quarantine rows go to the staged table `rejects`."""
     sources = [s for s in sources if source_columns(s)]
+    layout = source_layout(sources, table)
     try:
-        first = _record_pass(sources, table, module, version, scratch, rejects)
+        first = _record_pass(sources, layout, table, module, version, scratch, rejects)
     except BaseException:
+        scratch.abort()
         rejects.abort()
         raise
     try:
@@ -220,9 +222,7 @@ def clean_streamed(
         rejects.abort()
         StagedTable.remove(first.stored.path)
         raise
-    rows_in = first.typing_counts.get("rows_typed", len(first.alive))
-    rules = ordered_counts(ws.counts, rows_in, int(ws.alive.sum()))
-    layout = source_layout(sources, table)
+    rules = ordered_counts(ws.counts, len(first.alive), int(ws.alive.sum()))
     return StreamedClean(
         stored=first.stored,
         alive=ws.alive,
