@@ -146,6 +146,17 @@ class OutboxResource(dg.ConfigurableResource):
         store = self._store(RESTRICTED)
         return store.read_parquet(rel) if store.exists(rel) else pd.DataFrame()
 
+    def quarantine_files(self, module: str, version: str) -> list[pq.ParquetFile]:
+        """The version's quarantine files, opened for reading batch by batch (an upload loads
+        the quarantine without holding it: at 10M records it is ~300k rows, ~500 MB in pandas)."""
+        store = self._store(RESTRICTED)
+        rel = self._rel(module, version, "quarantine")
+        return [
+            store.open_parquet(f"{rel}/{name}")
+            for name in store.list(rel)
+            if name.endswith(".parquet")
+        ]
+
     def read_quarantine(self, module: str, version: str) -> pd.DataFrame:
         store = self._store(RESTRICTED)
         rel = self._rel(module, version, "quarantine")

@@ -4,7 +4,7 @@ form differs), and the row hash that append mode and the Kafka sink key records 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pandas as pd
 import psycopg
@@ -122,18 +122,31 @@ def copy_arrow(
                 copy.write(encoder.write_batch(batch))
             copy.write(encoder.finish())
         return table.num_rows
+    return copy_csv_batches(cur, target, table.schema.names, table.to_batches(COPY_BATCH_ROWS))
+
+
+def copy_csv_batches(
+    cur: psycopg.Cursor,
+    target: sql.Composable,
+    names: list[str],
+    batches: Iterable[pa.RecordBatch],
+) -> int:
+    """CSV COPY of `batches` (columns `names`, in order), one batch in memory at a time: unquoted
+    empty = NULL, quoted "" = ''."""
+    columns = sql.SQL(", ").join(sql.Identifier(n) for n in names)
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, columns)
-    buf = io.BytesIO()
-    pacsv.write_csv(
-        table,
-        buf,
-        write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-    )
-    view = buf.getbuffer()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    rows = 0
     with cur.copy(stmt) as copy:
-        for start in range(0, len(view), COPY_CHUNK):
-            copy.write(view[start : start + COPY_CHUNK])
-    return table.num_rows
+        for batch in batches:
+            buf = io.BytesIO()
+            pacsv.write_csv(batch.select(names), buf, write_options=options)
+            view = buf.getbuffer()
+            for start in range(0, len(view), COPY_CHUNK):
+                copy.write(view[start : start + COPY_CHUNK])
+            rows += batch.num_rows
+            del view, buf
+    return rows
 
 
 def create_table(cur: psycopg.Cursor, target: sql.Composable, schema: pa.Schema) -> None:

@@ -35,10 +35,16 @@ from etl_assets.connections import Lookup, connection_or_default, postgres_url
 from etl_assets.metadata import DataModule
 from etl_assets.publish import grants, pg_swap
 from etl_assets.publish.grants import Roles, restricted_schema
-from etl_assets.publish.pg_copy import copy_arrow, create_table, row_hash, to_arrow
+from etl_assets.publish.pg_copy import (
+    copy_arrow,
+    copy_csv_batches,
+    create_table,
+    row_hash,
+    to_arrow,
+)
 from etl_assets.publish.pg_swap import SwapError, ViewPlan, staging_schema
-from etl_assets.publish.sink import PublishReport, PublishRequest, table_sources
-from etl_assets.quarantine import ROW_HASH_COLUMN
+from etl_assets.publish.sink import PublishReport, PublishRequest, QuarantineSource, table_sources
+from etl_assets.quarantine import QUARANTINE_COLUMNS, ROW_HASH_COLUMN
 from resources.postgres import PostgresResource
 
 DEFAULT_ROLES = Roles()
@@ -89,7 +95,7 @@ def publish(
     version: str,
     schema: str,
     tables: dict[str, pd.DataFrame | pa.Table],
-    quarantine: pd.DataFrame | None,
+    quarantine: pd.DataFrame | QuarantineSource | None,
     metadata_hash: str,
     mode: str = "snapshot",
     run_id: str | None = None,
@@ -180,7 +186,7 @@ def _swap(
     version: str,
     tables: dict[str, Any],
     staged: dict[str, _Staged],
-    quarantine: pd.DataFrame | None,
+    quarantine: pd.DataFrame | QuarantineSource | None,
     mode: str,
     result: PublishResult,
     record: dict[str, Any],
@@ -259,9 +265,12 @@ QUARANTINE_DDL = (
 )
 
 
-def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataFrame) -> None:
+def _load_quarantine(
+    cur: psycopg.Cursor, schema: str, version: str, q: pd.DataFrame | QuarantineSource
+) -> None:
     """The version's quarantine into `<schema>__restricted.quarantine` (never the published
-    schema; a `_quarantine` table left there by an earlier release is moved)."""
+    schema; a `_quarantine` table left there by an earlier release is moved): from the outbox
+    batch by batch, or a DataFrame."""
     target = sql.Identifier(restricted_schema(schema), "quarantine")
     cur.execute(sql.SQL(QUARANTINE_DDL).format(target))
     cur.execute("SELECT to_regclass(%s)", (f'"{schema}"._quarantine',))
@@ -270,7 +279,9 @@ def _load_quarantine(cur: psycopg.Cursor, schema: str, version: str, q: pd.DataF
         cur.execute(sql.SQL("INSERT INTO {} SELECT * FROM {}").format(target, old))
         cur.execute(sql.SQL("DROP TABLE {}").format(old))
     cur.execute(sql.SQL("DELETE FROM {} WHERE version = %s").format(target), (version,))
-    if len(q):
+    if isinstance(q, QuarantineSource):
+        copy_csv_batches(cur, target, QUARANTINE_COLUMNS, q.batches())
+    elif len(q):
         copy_arrow(cur, target, to_arrow(q.astype("string")), binary=False)
 
 

@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
 
 from etl_assets.connections import ResolvedConnection, connection_or_default
 from etl_assets.metadata.loader import LoadedModule
-from etl_assets.publish.pg_copy import ParquetSource
+from etl_assets.publish.pg_copy import COPY_BATCH_ROWS, ParquetSource
+from etl_assets.quarantine import QUARANTINE_SCHEMA
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
+from resources.staged import conform
 
 
 class OutboxTables(Mapping[str, pd.DataFrame]):
@@ -44,6 +47,25 @@ class OutboxTables(Mapping[str, pd.DataFrame]):
         return ParquetSource(self.outbox.open_table(self.module, self.version, name))
 
 
+class QuarantineSource:
+    """The version's quarantine from the restricted zone, batch by batch as text columns (a sink
+    loads it without holding it; `len()` reads only the files' footers)."""
+
+    def __init__(self, outbox: OutboxResource, module: str, version: str):
+        self.outbox, self.module, self.version = outbox, module, version
+
+    def __len__(self) -> int:
+        return sum(
+            f.metadata.num_rows for f in self.outbox.quarantine_files(self.module, self.version)
+        )
+
+    def batches(self, batch_rows: int = COPY_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        for file in self.outbox.quarantine_files(self.module, self.version):
+            present = [c for c in QUARANTINE_SCHEMA.names if c in file.schema_arrow.names]
+            for batch in file.iter_batches(batch_size=batch_rows, columns=present):
+                yield conform(batch, QUARANTINE_SCHEMA)
+
+
 def table_sources(request: PublishRequest) -> Mapping[str, Any]:
     """The request's tables as batch sources when they come from the outbox, else as given."""
     tables = request.tables
@@ -59,7 +81,7 @@ class PublishRequest:
     loaded: LoadedModule
     version: str
     tables: Mapping[str, pd.DataFrame]
-    quarantine: pd.DataFrame
+    quarantine: pd.DataFrame | QuarantineSource
     outbox: OutboxResource
     postgres: PostgresResource
     secrets: SecretsResource

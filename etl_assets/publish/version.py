@@ -17,7 +17,13 @@ from etl_assets.publish.kafka import KafkaSink
 from etl_assets.publish.postgres import PostgresSink
 from etl_assets.publish.s3 import S3Sink
 from etl_assets.publish.script import ScriptSink
-from etl_assets.publish.sink import OutboxTables, PublishReport, PublishRequest, Sink
+from etl_assets.publish.sink import (
+    OutboxTables,
+    PublishReport,
+    PublishRequest,
+    QuarantineSource,
+    Sink,
+)
 from etl_assets.results import TableOutcome
 from resources.deployment import SecretsResource
 from resources.outbox import OutboxResource
@@ -172,7 +178,7 @@ def publish_version(
         loaded=loaded,
         version=version,
         tables=OutboxTables(outbox, model.name, version, names),
-        quarantine=outbox.read_quarantine(model.name, version),
+        quarantine=QuarantineSource(outbox, model.name, version),
         outbox=outbox,
         postgres=postgres,
         secrets=secrets,
