@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from resources.memory import trim_memory
 from resources.stores import RESTRICTED_DIR, RESTRICTED_FILE, make_dirs, parquet_reader
 
 DEFAULT_BATCH_ROWS = 131_072  # DM_BATCH_ROWS: rows per record batch between and inside stages
@@ -87,11 +88,14 @@ class StagedTable:
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
         size = batch_rows or self.batch_rows
+        trim_memory()  # what the step freed before it asked for batches
         for part in self._parts_of(self.path):
             file = parquet_reader(part)
             present = [c for c in schema.names if c in file.schema_arrow.names]
             for batch in file.iter_batches(batch_size=size, columns=present):
                 yield conform(batch, schema)
+                del batch
+                trim_memory()  # what the consumer freed with its last batch
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The whole table (or some of its columns) in memory: for compact columns."""

@@ -148,3 +148,17 @@ def test_ragged_sources_with_shards_and_undeclared_columns(tmp_path):
     whole = _same(tmp_path, sources, table, module, {}, {})
     assert "note" in whole.data.columns and "_dm_shard" in whole.data.columns
     assert whole.key_map is not None and len(whole.key_map)
+
+
+def test_source_codes_are_narrow_for_few_sources_and_wide_for_many(tmp_path):
+    from etl_assets.clean.streamed import _source_codes
+    from etl_assets.quarantine import SOURCE_COLUMN
+
+    for n_sources, index in ((3, pa.int8()), (200, pa.int32())):
+        names = [f"s{i % n_sources}" for i in range(1000)]
+        # the first batch has one source: a later batch with more than 127 decides the type
+        table = pa.table({SOURCE_COLUMN: pa.array(["s0"] * 100 + names)})
+        staged = _staged(tmp_path, table, batch_rows=500)
+        codes = _source_codes(staged)
+        assert codes.type == pa.dictionary(index, pa.string())
+        assert codes.cast(pa.string()).to_pylist() == table.column(0).to_pylist()

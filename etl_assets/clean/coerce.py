@@ -58,16 +58,23 @@ class TypingResult:
     missing_columns: list[str] = field(default_factory=list)
 
 
+def _text_array(s: pd.Series) -> pa.ChunkedArray:
+    """`s` as Arrow strings (numbers keep their canonical text)."""
+    if not (isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype)):
+        s = s.astype("string").astype(pd.ArrowDtype(pa.string()))
+    return s.array.__arrow_array__()
+
+
 def _as_text(s: pd.Series) -> pd.Series:
-    """Values as pyarrow strings with blanks as null (numbers keep their canonical text)."""
-    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
-        text = s
-    elif s.dtype == object:
-        text = s.astype("string").astype(pd.ArrowDtype(pa.string()))
-    else:
-        text = s.astype("string").astype(pd.ArrowDtype(pa.string()))
-    stripped = text.str.strip()
-    return stripped.mask(stripped == "", None)
+    """Values as pyarrow strings with blanks as null.
+
+    Through Arrow compute, not the `.str` accessor: a Series caches its accessor, which refers
+    back to it, so every `.str` call leaves a reference cycle that only a full collection frees
+    (batch after batch of typed columns piled up until one ran)."""
+    stripped = pc.utf8_trim_whitespace(_text_array(s))
+    blank = pc.equal(stripped, "")
+    text = pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
+    return pd.Series(pd.arrays.ArrowExtensionArray(text), index=s.index, copy=False)
 
 
 def _is_empty(s: pd.Series) -> pd.Series:
@@ -114,7 +121,12 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     if kind == "boolean":
         if pd.api.types.is_bool_dtype(s.dtype):
             return s.astype(target), np.zeros(len(s), bool)
-        text = _as_text(s).str.lower()
+        text = _as_text(s)
+        text = pd.Series(
+            pd.arrays.ArrowExtensionArray(pc.utf8_lower(text.array.__arrow_array__())),
+            index=s.index,
+            copy=False,
+        )
         is_true = text.isin(TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
         is_false = text.isin(FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
         bad = ~(is_true | is_false) & ~empty
@@ -136,13 +148,14 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
             )
         else:
             parsed = _parse_iso(text)
-    parsed = parsed.dt.tz_localize(None)  # stored as naive UTC
-    bad = parsed.isna().to_numpy(dtype=bool) & ~empty
+    # stored as naive UTC; on the array, not the `.dt` accessor (see `_as_text`)
+    naive = pd.DatetimeIndex(parsed).tz_localize(None)
+    bad = naive.isna() & ~empty
     if kind == "date":
-        arr = pa.array(parsed.dt.normalize().astype("datetime64[us]"), from_pandas=True)
+        arr = pa.array(naive.normalize().astype("datetime64[us]"), from_pandas=True)
         arr = arr.cast(pa.date32())
     else:
-        arr = pa.array(parsed.astype("datetime64[us]"), from_pandas=True)
+        arr = pa.array(naive.astype("datetime64[us]"), from_pandas=True)
     return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
 
 

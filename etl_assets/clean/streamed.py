@@ -46,6 +46,7 @@ from etl_assets.clean.table import (
 from etl_assets.metadata import DataModule, Table
 from etl_assets.quarantine import QUARANTINE_COLUMNS, QUARANTINE_SCHEMA, SOURCE_COLUMN
 from etl_assets.results import CleanCounts
+from resources.memory import trim_memory
 from resources.staged import StagedTable, StagedWriter
 
 
@@ -163,14 +164,32 @@ def _compact(stored: StagedTable, table: Table) -> pd.DataFrame:
     names = [c for c in wanted if c in stored.columns]
     columns = {}
     for name in names:
-        values = stored.read([name]).column(name)
-        if name == SOURCE_COLUMN:  # a few distinct texts repeated per record
-            values = pa.chunked_array(
-                [pc.dictionary_encode(c) for c in values.chunks],
-                type=pa.dictionary(pa.int32(), values.type),
-            )
+        if name == SOURCE_COLUMN:  # a few distinct texts repeated per record: codes, batch-wise
+            values = _source_codes(stored)
+        else:
+            values = stored.read([name]).column(name)
         columns[name] = pd.Series(pd.arrays.ArrowExtensionArray(values), copy=False)
+        trim_memory()
     return pd.DataFrame(columns, copy=False)
+
+
+def _source_codes(stored: StagedTable) -> pa.ChunkedArray:
+    """The source column dictionary-encoded one batch at a time (its texts are never all held):
+    8-bit codes while a batch has at most 127 sources (a table has a few), else 32-bit."""
+    chunks = []
+    for batch in stored.iter_batches([SOURCE_COLUMN]):
+        codes = pc.dictionary_encode(batch.column(0))
+        small = len(codes.dictionary) <= 127
+        chunks.append(
+            codes.cast(pa.dictionary(pa.int8(), codes.type.value_type)) if small else codes
+        )
+    if not chunks:
+        text = stored.schema.field(SOURCE_COLUMN).type
+        text = text.value_type if pa.types.is_dictionary(text) else text
+        return pa.chunked_array([], type=pa.dictionary(pa.int8(), text))
+    wide = any(c.type.index_type != pa.int8() for c in chunks)
+    kind = pa.dictionary(pa.int32() if wide else pa.int8(), chunks[0].type.value_type)
+    return pa.chunked_array([c.cast(kind) for c in chunks], type=kind)
 
 
 def _as_text_source(key_map: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -201,6 +220,7 @@ def clean_streamed(
         scratch.abort()
         rejects.abort()
         raise
+    trim_memory()  # the batches' leftovers, before the compact columns are read
     try:
         compact = _compact(first.stored, table)
         ws = WorkingSet(
@@ -216,6 +236,7 @@ def clean_streamed(
         for key, n in first.rule_counts.items():
             ws.count(key, n)
         key_map = apply_table_rules(ws, parents, parent_key_maps)
+        trim_memory()
         rejects.write(quarantine_arrow(ws.quarantine()))
         rejected = rejects.close(QUARANTINE_SCHEMA)
     except BaseException:
