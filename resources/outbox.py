@@ -26,6 +26,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
@@ -145,6 +146,23 @@ class OutboxResource(dg.ConfigurableResource):
         rel = self._rel(module, version, "quarantine", f"{name}.parquet")
         store = self._store(RESTRICTED)
         return store.read_parquet(rel) if store.exists(rel) else pd.DataFrame()
+
+    def quarantine_actions(self, module: str, version: str, name: str) -> dict[str, int]:
+        """Records per action (rejected, modified) in one quarantine file, read from its
+        `action` column alone (the checks count; they need no record)."""
+        rel = self._rel(module, version, "quarantine", f"{name}.parquet")
+        store = self._store(RESTRICTED)
+        if not store.exists(rel):
+            return {}
+        file = store.open_parquet(rel)
+        if "action" not in file.schema_arrow.names:
+            return {}
+        counts: dict[str, int] = {}
+        for batch in file.iter_batches(columns=["action"]):
+            for row in pc.value_counts(batch.column(0)).to_pylist():
+                key = row["values"]
+                counts[key] = counts.get(key, 0) + row["counts"]
+        return counts
 
     def quarantine_files(self, module: str, version: str) -> list[pq.ParquetFile]:
         """The version's quarantine files, opened for reading batch by batch (an upload loads

@@ -75,3 +75,31 @@ def test_candidates_from_a_mask_or_positions_keep_every_shared_key():
     assert candidates([a, b], mask).tolist() == [0, 2]
     assert candidates([a, b], np.flatnonzero(mask)).tolist() == [0, 2]
     assert candidates([a], np.array([0, 1], dtype=np.int64)).tolist() == []
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(st.integers(-3, 30), max_size=80),
+    st.integers(1, 9),
+    st.lists(st.booleans(), min_size=80, max_size=80),
+)
+def test_dense_scan_finds_exactly_the_shared_values_across_chunks(values, chunk, alive):
+    """The dense-range scan (stamps per value, chunk by chunk) equals pandas `duplicated`
+    among the alive records, whatever chunk boundaries fall between equal values."""
+    import etl_assets.clean.rules.grouping as grouping
+
+    ints = np.array(values, dtype=np.int64)
+    among = np.array(alive[: len(values)], dtype=bool)
+    original = grouping._CHUNK
+    grouping._CHUNK = chunk
+    try:
+        low, high = (int(ints.min()), int(ints.max())) if len(ints) else (0, 0)
+        got_all = grouping._repeated_dense(ints, low, high)
+        got_among = grouping._repeated_dense(ints, low, high, among)
+    finally:
+        grouping._CHUNK = original
+    series = pd.Series(ints)
+    assert got_all.tolist() == series.duplicated(keep=False).tolist()
+    expected = np.zeros(len(ints), dtype=bool)
+    expected[among] = series[among].duplicated(keep=False).to_numpy()
+    assert got_among.tolist() == expected.tolist()

@@ -196,8 +196,8 @@ def anonymize_checks(kit: StageKit, table: Table) -> list[dg.AssetChecksDefiniti
             c = AnonymizeCounts.from_metadata(records[0].asset_materialization.metadata)
         except StageResultMissing as exc:
             return dg.AssetCheckResult(passed=False, description=f"cannot verify: {exc}")
-        q = outbox.read_quarantine_table(kit.module, version, f"{table.name}__anonymize")
-        quarantined = int((q["action"] == "rejected").sum()) if len(q) else 0
+        name = f"{table.name}__anonymize"
+        quarantined = outbox.quarantine_actions(kit.module, version, name).get("rejected", 0)
         problems = []
         if not c.conserved:
             problems.append(

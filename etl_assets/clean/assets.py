@@ -160,8 +160,7 @@ def conservation_check(kit: StageKit, table: Table) -> dg.AssetChecksDefinition:
             c = _latest_counts(context, target)
         except StageResultMissing as exc:
             return dg.AssetCheckResult(passed=False, description=f"cannot verify: {exc}")
-        quarantine = outbox.read_quarantine_table(kit.module, version, table.name)
-        quarantined = int((quarantine["action"] == "rejected").sum()) if len(quarantine) else 0
+        quarantined = outbox.quarantine_actions(kit.module, version, table.name).get("rejected", 0)
         problems = []
         if not c.conserved:
             problems.append(

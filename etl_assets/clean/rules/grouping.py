@@ -46,19 +46,50 @@ def repeated(values: pa.ChunkedArray) -> np.ndarray:
     return _repeated_ints(ints)
 
 
-def _repeated_ints(ints: np.ndarray, own: bool = False) -> np.ndarray:
-    """`repeated` for int64 values; with `own`, `ints` is a scratch copy it may change."""
+_CHUNK = 1 << 20  # records per step of the dense-range scan
+
+
+def _repeated_dense(
+    ints: np.ndarray, low: int, high: int, among: np.ndarray | None = None
+) -> np.ndarray:
+    """Mask of the records (of `among`, a mask, when given) whose value, in [low, high], another
+    of them shares. One int32 stamp per value of the range (the last position that wrote it)
+    and one flag, filled chunk by chunk: no sort, no count array, no full-size copy. Which of
+    equal positions a scatter leaves in the stamp is unspecified; any one will do, since every
+    other position of that value then sees a stamp not its own."""
+    n = len(ints)
+    index = np.int32 if n < 2**31 else np.int64
+    stamp = np.full(high - low + 1, -1, dtype=index)
+    shared = np.zeros(high - low + 1, dtype=bool)
+    for start in range(0, n, _CHUNK):
+        offsets = ints[start : start + _CHUNK] - low
+        positions = np.arange(start, start + len(offsets), dtype=index)
+        if among is not None:
+            keep = among[start : start + len(offsets)]
+            offsets, positions = offsets[keep], positions[keep]
+        shared[offsets[stamp[offsets] >= 0]] = True  # seen in an earlier chunk
+        stamp[offsets] = positions
+        shared[offsets[stamp[offsets] != positions]] = True  # twice in this chunk
+    del stamp
+    out = np.empty(n, dtype=bool)
+    for start in range(0, n, _CHUNK):
+        out[start : start + _CHUNK] = shared[ints[start : start + _CHUNK] - low]
+    return out if among is None else out & among
+
+
+def _is_dense(low: int, high: int, n: int) -> bool:
+    """Whether values in [low, high] are few enough per record to scan by value."""
+    return high - low <= 2 * n + 1024
+
+
+def _repeated_ints(ints: np.ndarray) -> np.ndarray:
+    """`repeated` for int64 values."""
     if len(ints) == 0:
         return np.zeros(0, dtype=bool)
     low, high = int(ints.min()), int(ints.max())
-    if high - low <= 2 * len(ints) + 1024:
-        # Dense range (surrogate keys, codes, dates): count per value, O(n) and no sort; the
-        # repeated values as a mask over the range, so no full-size integer gather.
-        if own and low:
-            ints -= low
-        offsets = ints - low if low and not own else ints
-        repeated_value = np.bincount(offsets, minlength=high - low + 1) > 1
-        return repeated_value[offsets]
+    if _is_dense(low, high, len(ints)):
+        # Dense range (surrogate keys, codes, dates): O(n), no sort.
+        return _repeated_dense(ints, low, high)
     ordered = np.sort(ints)
     same = ordered[1:] == ordered[:-1]
     if not same.any():
@@ -70,20 +101,15 @@ def _repeated_ints(ints: np.ndarray, own: bool = False) -> np.ndarray:
 
 def _repeated_among(values: pa.ChunkedArray, among: np.ndarray) -> np.ndarray | None:
     """Mask of the records in `among` (a mask) whose value another one of them shares, for
-    integer-like values in a dense range; None otherwise. The others get distinct values past
-    the range instead of being gathered out, so no positions or gathered copy are made."""
+    integer-like values in a dense range; None otherwise (no positions or gathered copy are
+    made)."""
     ints = _as_int64(values)
     if ints is None or not len(ints):
         return None
-    dead = ~among
-    n_dead = int(dead.sum())
     low, high = int(ints.min()), int(ints.max())
-    if high - low + n_dead > 2 * len(ints) + 1024:
+    if not _is_dense(low, high, len(ints)):
         return None
-    work = ints if ints.flags.writeable else ints.copy()
-    del ints
-    work[dead] = high + 1 + np.arange(n_dead, dtype=np.int64)
-    return _repeated_ints(work, own=True) & among
+    return _repeated_dense(ints, low, high, among)
 
 
 def candidates(columns: Sequence[pa.ChunkedArray], among: np.ndarray) -> np.ndarray:
@@ -102,7 +128,7 @@ def candidates(columns: Sequence[pa.ChunkedArray], among: np.ndarray) -> np.ndar
         if ints is not None and len(positions) == len(ints):  # every record: no gather
             same = _repeated_ints(ints)
         elif ints is not None:  # most records: gather in numpy, no Arrow copy of the column
-            same = _repeated_ints(ints[positions], own=True)
+            same = _repeated_ints(ints[positions])
         else:
             same = repeated(take(values, positions))
         del ints
