@@ -11,10 +11,12 @@ folders 0700 (and on shared storage, readable only by the run workers' account).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from resources.staged import DEFAULT_BATCH_ROWS, STAGED_SUFFIX, StagedTable, StagedWriter
@@ -41,6 +43,35 @@ def _stored_for(name: str, partition: str) -> bool:
 
 
 IO_MANAGER_KEY = "dm_io_manager"
+
+
+class StoredTables(Mapping[str, pd.DataFrame]):
+    """The tables an asset stored as a dict, read only when asked for: a step that needs one
+    table, or a few columns of one (a child's foreign keys), never holds them all."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._names = sorted(p.stem for p in folder.glob("*.parquet"))
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._names:
+            raise KeyError(name)
+        return read_parquet(self.folder / f"{name}.parquet")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """`columns` of table `name` (those it has)."""
+        file = self.folder / f"{name}.parquet"
+        present = [c for c in columns if c in pq.read_schema(file).names]
+        return read_parquet(file, columns=present)
+
+    def num_rows(self, name: str) -> int:
+        return pq.read_metadata(self.folder / f"{name}.parquet").num_rows
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -126,10 +157,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         else:
             raise TypeError(f"ParquetIOManager stores DataFrames, got {type(obj).__name__}")
 
-    def load_input(
-        self, context: dg.InputContext
-    ) -> pd.DataFrame | StagedTable | dict[str, pd.DataFrame]:
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | StagedTable | StoredTables:
         path = self._path(context)
         if path.is_dir():
-            return {p.stem: read_parquet(p) for p in sorted(path.glob("*.parquet"))}
+            return StoredTables(path)
         return self._stored(path)

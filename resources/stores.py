@@ -41,8 +41,8 @@ def as_table(df: pd.DataFrame | pa.Table) -> pa.Table:
     return df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
 
 
-def read_parquet(path: Path | str | io.BytesIO) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
+def read_parquet(path: Path | str | io.BytesIO, columns: list[str] | None = None) -> pd.DataFrame:
+    return pq.read_table(path, columns=columns).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def make_dirs(folder: Path, restricted: bool, base: Path | None = None) -> None:

@@ -276,3 +276,28 @@ def test_reading_a_staged_table_holds_a_few_batches_not_the_file(tmp_path):
     for _ in staged.iter_batches():
         peak = max(peak, pa.total_allocated_bytes() - start)
     assert peak < 8 * one, f"{peak / one:.1f} batches held while reading 40"
+
+
+def test_tables_stored_as_a_dict_are_read_only_when_asked(tmp_path):
+    """A step that gets another asset's dict of tables (the whole-table anonymize path) reads
+    a table, or some of its columns, only when it asks: a child's foreign keys need one column
+    of the parent's published table, not all of it in memory for the whole step."""
+    import dagster as dg
+
+    from resources.io_manager import StoredTables
+
+    manager = ParquetIOManager(base_dir=str(tmp_path))
+    key = dg.AssetKey(["m", "anonymize", "t"])
+    tables = {
+        "t": pd.DataFrame({"id": [1, 2, 3], "name": ["a", "b", "c"]}),
+        "t_sensitive": pd.DataFrame({"id": [1, 2, 3], "disease": ["x", "y", "z"]}),
+    }
+    manager.handle_output(dg.build_output_context(asset_key=key), tables)
+    loaded = manager.load_input(dg.build_input_context(asset_key=key))
+    assert isinstance(loaded, StoredTables)
+    assert sorted(loaded) == ["t", "t_sensitive"] and len(loaded) == 2
+    assert loaded.num_rows("t") == 3
+    assert list(loaded.columns("t", ["id", "not_there"]).columns) == ["id"]
+    assert loaded["t_sensitive"]["disease"].tolist() == ["x", "y", "z"]
+    with pytest.raises(KeyError):
+        loaded["nope"]

@@ -15,19 +15,21 @@ from etl_assets.quarantine import concat_quarantine
 from etl_assets.results import AnonymizeCounts, StageResultMissing
 from etl_assets.stages import StageKit, restricted_errors
 from resources.deployment import SecretsResource
-from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
+from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager, StoredTables
 from resources.outbox import OutboxResource
 from resources.staged import StagedTable
 
 Stored = pd.DataFrame | StagedTable
 
 
-def published_keys(stored: Stored | dict[str, pd.DataFrame], name: str, columns: list[str]):
+def published_keys(stored: Stored | StoredTables, name: str, columns: list[str]) -> pd.DataFrame:
     """The columns of a parent's published table `name` that a child's foreign keys use."""
     if isinstance(stored, StagedTable):
         return stored.read([c for c in columns if c in stored.columns]).to_pandas(
             types_mapper=pd.ArrowDtype
         )
+    if isinstance(stored, StoredTables):
+        return stored.columns(name, columns)
     return stored[name]
 
 
@@ -74,7 +76,7 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         secrets: SecretsResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
         clean: StagedTable,
-        **parents: Stored | dict[str, pd.DataFrame],
+        **parents: Stored | StoredTables,
     ):
         version = kit.version(context)
         key = secrets.key(key_env) if key_env else None

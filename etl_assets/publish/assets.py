@@ -1,6 +1,7 @@
 """The outbox and upload stages in Dagster: the prepared tables of a version (with the blocking
 privacy check), and the upload of all of them at once."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -25,7 +26,7 @@ from etl_assets.results import (
 )
 from etl_assets.stages import StageKit, governance_gate
 from resources.deployment import GovernanceResource, SecretsResource
-from resources.io_manager import ParquetIOManager
+from resources.io_manager import ParquetIOManager, StoredTables
 from resources.outbox import OutboxResource
 from resources.postgres import PostgresResource
 from resources.staged import StagedTable
@@ -50,7 +51,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         outbox: OutboxResource,
         secrets: SecretsResource,
         dm_io_manager: dg.ResourceParam[ParquetIOManager],
-        anonymized: Any,  # dict[str, DataFrame], or a StagedTable (batched path)
+        anonymized: Any,  # StoredTables (the whole-table path), or a StagedTable (batched)
     ) -> dg.MaterializeResult:
         version = kit.version(context)
         m = kit.module
@@ -59,7 +60,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         paths = {name: outbox.write_table(m, version, name, df) for name, df in anonymized.items()}
         snapshot = write_version_snapshot(outbox, kit.loaded, version)
         mark_durable(kit, context, version, table.name, units, secrets, dm_io_manager)
-        first = next(iter(anonymized.values()))
+        rows = sum(_rows(anonymized, name) for name in anonymized)
         # a preview only of data that meets its privacy models (the blocking check says so too)
         privacy = (
             check_outbox_privacy(
@@ -73,6 +74,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             else None
         )
         safe = privacy is None or privacy.passed
+        first = anonymized[next(iter(anonymized))]  # (a stored table is read only now)
         total = len(first)
         if isinstance(first, StagedTable):
             first = head_frame(first)  # a preview needs only the first rows
@@ -84,7 +86,7 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 **shown,
-                "dagster/row_count": dg.MetadataValue.int(sum(len(d) for d in anonymized.values())),
+                "dagster/row_count": dg.MetadataValue.int(rows),
                 **kit.metadata(version),
                 "dm/outbox_files": dg.MetadataValue.json(paths),
                 "dm/metadata_snapshot": dg.MetadataValue.path(snapshot),
@@ -94,6 +96,12 @@ def outbox_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         )
 
     return _outbox
+
+
+def _rows(tables: Mapping[str, Any], name: str) -> int:
+    if isinstance(tables, StoredTables):
+        return tables.num_rows(name)  # from the file's footer
+    return len(tables[name])
 
 
 def shrink_message(
