@@ -28,6 +28,14 @@ STAGED_SUFFIX = ".staged"
 # Step storage is read once or twice and then removed: LZ4 writes and reads ~1.6x faster than
 # zstd here (1M order rows: 0.8 s / 0.5 s against 1.2 s / 1.0 s) for ~1.4x the bytes.
 STAGED_COMPRESSION = "lz4"
+# Nor are its columns dictionary-encoded or given statistics (nothing reads them): on 1.3M
+# cleaned order rows, writing took 0.31 s against 0.50 s, reading 0.12 s against 0.14 s, for
+# 1.5x the bytes.
+STAGED_OPTIONS = {
+    "compression": STAGED_COMPRESSION,
+    "use_dictionary": False,
+    "write_statistics": False,
+}
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -129,7 +137,7 @@ class StagedWriter:
         self._parts += 1
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
         self._file = os.fdopen(fd, "wb")
-        self._writer = pq.ParquetWriter(self._file, schema, compression=STAGED_COMPRESSION)
+        self._writer = pq.ParquetWriter(self._file, schema, **STAGED_OPTIONS)
         self._schema = schema
 
     def _close_part(self) -> None:

@@ -301,3 +301,28 @@ def test_tables_stored_as_a_dict_are_read_only_when_asked(tmp_path):
     assert loaded["t_sensitive"]["disease"].tolist() == ["x", "y", "z"]
     with pytest.raises(KeyError):
         loaded["nope"]
+
+
+def test_a_table_with_nothing_to_anonymize_passes_through_as_the_whole_table_path_gives_it(
+    tmp_path,
+):
+    from etl_assets.anonymize.module_spec import needs_anonymization
+
+    loaded = load_module(EXAMPLES / "clinic")
+    wards = loaded.model.table("wards")
+    assert not needs_anonymization(wards)
+    clean = pd.DataFrame(
+        {
+            c.name: pd.array([f"{c.name}{i}" for i in range(20)], dtype=pd.ArrowDtype(pa.string()))
+            for c in wards.columns
+        }
+        | {"_dm_source": pd.array(["csv"] * 20, dtype=pd.ArrowDtype(pa.string()))}
+    )
+    whole = anonymize_for_module(clean, wards, loaded, "1.0.0", None).tables["wards"]
+    staged = write_staged(tmp_path / "clean.staged", [pa.Table.from_pandas(clean)])
+    staged = StagedTable.open(staged.path, batch_rows=7)
+    with StagedWriter(tmp_path / "out.staged") as writer:
+        out = anonymize_staged(staged, wards, loaded, "1.0.0", None, {}, writer)
+    assert out.staged.columns == [c.name for c in wards.columns]
+    pd.testing.assert_frame_equal(out.staged.to_pandas(), whole)
+    assert out.rows_in == 20 and out.staged.num_rows == 20 and out.quarantine.empty

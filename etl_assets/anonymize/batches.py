@@ -15,6 +15,7 @@ path in `table.py`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from etl_assets.anonymize.keyset import KeySet
+from etl_assets.anonymize.module_spec import needs_anonymization
 from etl_assets.anonymize.operations import PseudonymMemo
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
 from etl_assets.metadata import Table
@@ -63,6 +65,8 @@ def anonymize_staged(
 ) -> BatchedOutput:
     """Anonymize `clean` batch by batch into `writer`; `parents` holds each parent's published
     key columns (for the records whose parent anonymization suppressed)."""
+    if not needs_anonymization(table) and not parents:
+        return _passed_through(clean, table, writer)
     orphans, removed = [], []
     metrics: dict[str, float] = {}
     summary, suppressed = "", 0
@@ -95,3 +99,32 @@ def anonymize_staged(
         summary=summary,
         suppressed=suppressed,
     )
+
+
+def _passed_through(clean: StagedTable, table: Table, writer: StagedWriter) -> BatchedOutput:
+    """A table with nothing to anonymize and no parent to check: its published columns copied
+    batch by batch in Arrow (no pandas round trip; 10M order rows: 7.5 s before)."""
+    columns = [c for c in clean.columns if not c.startswith("_dm_")]
+    schema = _without_bookkeeping(clean.schema, columns)
+    for batch in clean.iter_batches(columns):
+        writer.write(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+    return BatchedOutput(
+        staged=writer.close(schema),
+        rows_in=clean.num_rows,
+        orphans=concat_quarantine([]),
+        quarantine=concat_quarantine([]),
+    )
+
+
+def _without_bookkeeping(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    """`columns` of `schema`, and pandas' metadata of the DataFrame they came from without the
+    dropped columns (so they read back as the whole-table path writes them)."""
+    kept = pa.schema([schema.field(c) for c in columns])
+    meta = dict(schema.metadata or {})
+    if b"pandas" in meta:
+        pandas_meta = json.loads(meta[b"pandas"])
+        pandas_meta["columns"] = [
+            c for c in pandas_meta.get("columns", []) if c.get("name") in columns
+        ]
+        meta[b"pandas"] = json.dumps(pandas_meta).encode()
+    return kept.with_metadata(meta) if meta else kept
