@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from resources.memory import trim_memory
+
 from . import hierarchy as hier
 from . import operations as ops
 from .evaluation import Problem, encode_codes
@@ -118,6 +120,7 @@ def anonymize_table(
     suppressed_mask = np.zeros(n, dtype=bool)
     if spec.privacy_models or any(spec.column(q).generalization is not None for q in qis):
         suppressed_mask = _generalize(out, spec, result, lines)
+        trim_memory()  # the search's hierarchies, codes and class tables, freed, given back
     _permute(out, spec, rng, lines)
     # Record suppression.
     n_supp = int(suppressed_mask.sum())
