@@ -44,6 +44,12 @@ def quarantine_file_schema() -> pa.Schema:
     )
 
 
+def quarantine_arrow(df: pd.DataFrame) -> pa.Table:
+    """Quarantine rows as QUARANTINE_SCHEMA (every column text)."""
+    table = pa.Table.from_pandas(df[QUARANTINE_COLUMNS], preserve_index=False)
+    return table.cast(QUARANTINE_SCHEMA).replace_schema_metadata(None)
+
+
 def _records_json(rows: pd.DataFrame) -> pd.Series:
     """Each row as a JSON object (dates as ISO strings), vectorized through pandas' writer."""
     data = rows.drop(columns=[c for c in rows.columns if c.startswith("_dm_")], errors="ignore")

@@ -76,7 +76,7 @@ def modules_dir(tmp_path) -> Path:
     return target
 
 
-def test_resources(tmp_path: Path, pg_url: str) -> dict:
+def local_resources(tmp_path: Path, pg_url: str) -> dict:
     """The resources a local deployment would have, in `tmp_path`, on the given database."""
     return {
         "postgres": PostgresResource(url=pg_url),
@@ -90,4 +90,4 @@ def test_resources(tmp_path: Path, pg_url: str) -> dict:
 
 @pytest.fixture
 def resources(tmp_path, pg_url):
-    return test_resources(tmp_path, pg_url)
+    return local_resources(tmp_path, pg_url)

@@ -52,7 +52,7 @@ def published(tmp_path_factory, pg_server_url):
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
-    resources = conftest.test_resources(tmp, url)
+    resources = conftest.local_resources(tmp, url)
     checks: dict[tuple[str, str, str], dict] = {}
     (tmp / "instance").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp / "instance")) as instance:

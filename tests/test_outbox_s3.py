@@ -12,7 +12,7 @@ import pytest
 
 from resources import OutboxResource
 from tests import servers
-from tests.conftest import test_resources
+from tests.conftest import local_resources
 from tests.helpers import run_version
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def s3_outbox(s3_endpoint, monkeypatch):
 
 
 def test_clinic_version_through_an_s3_outbox(s3_outbox, modules_dir, tmp_path, pg_url):
-    resources = {**test_resources(tmp_path, pg_url), "outbox": s3_outbox}
+    resources = {**local_resources(tmp_path, pg_url), "outbox": s3_outbox}
     with dg.instance_for_test() as instance:
         result = run_version(modules_dir / "clinic", "1.0.1", resources, instance)
     assert result.success

@@ -25,14 +25,14 @@ def published(tmp_path_factory, pg_server_url):
     """Both examples published into one fresh database (module scope: the tests only read)."""
     import shutil
 
-    from tests.conftest import EXAMPLES, test_resources
+    from tests.conftest import EXAMPLES, local_resources
 
     tmp = tmp_path_factory.mktemp("boundary")
     name = f"dmtest_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = psycopg.conninfo.make_conninfo(pg_server_url, dbname=name)
-    resources = test_resources(tmp, url)
+    resources = local_resources(tmp, url)
     levels: dict[str, dict[str, int]] = {}
     (tmp / "instance").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp / "instance")) as instance:

@@ -135,7 +135,7 @@ def test_a_burst_across_s3_postgres_kafka_and_sftp_is_one_version(
         return build_source_sensor(load_catalog(folder.parent).module("watched").loaded)
 
     md = load_catalog(folder.parent).module("watched").definitions
-    res = {**conftest.test_resources(tmp_path, pg_url), "secrets": SecretsResource()}
+    res = {**conftest.local_resources(tmp_path, pg_url), "secrets": SecretsResource()}
 
     def tick(instance, sensor, cursor) -> dg.SensorResult:
         """One evaluation, as the daemon does it (the sensor's own function, its cursor)."""

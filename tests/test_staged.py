@@ -29,7 +29,7 @@ from etl_assets.quarantine import RAW_COLUMN
 from resources.deployment import Deployment, DeploymentError
 from resources.io_manager import IO_MANAGER_KEY, ParquetIOManager
 from resources.staged import StagedTable, StagedWriter, write_staged
-from tests.conftest import EXAMPLES, test_resources
+from tests.conftest import EXAMPLES, local_resources
 from tests.helpers import run_version
 
 
@@ -148,8 +148,8 @@ def _published(tmp_path, pg_url, batch_rows: int | None, variant=None) -> dict[s
     shutil.copytree(EXAMPLES / "clinic", folder)
     if variant:
         variant(folder)
-    resources = test_resources(home, pg_url)
-    resources["secrets"] = test_resources(tmp_path, pg_url)["secrets"]  # the same keys
+    resources = local_resources(home, pg_url)
+    resources["secrets"] = local_resources(tmp_path, pg_url)["secrets"]  # the same keys
     if batch_rows:
         resources[IO_MANAGER_KEY] = ParquetIOManager(
             base_dir=str(home / "storage"), batch_rows=batch_rows

@@ -89,23 +89,17 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         try:
             with dm_io_manager.stage(context.asset_key, version) as writer:
                 staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
-            if streamed:
-                qpath = outbox.write_quarantine_batches(
-                    kit.module,
-                    version,
-                    table.name,
-                    quarantine_file_schema(),
-                    result.quarantine_batches(),
-                )
-                rejected = result.rejected.num_rows
-                summary = quarantine_summary(result.quarantine_batches()) if rejected else None
-            else:
-                qpath = outbox.write_quarantine(kit.module, version, table.name, result.quarantine)
-                rejected = len(result.quarantine)
-                summary = quarantine_summary(result.quarantine) if rejected else None
+            qpath = outbox.write_quarantine_batches(
+                kit.module,
+                version,
+                table.name,
+                quarantine_file_schema(),
+                result.quarantine_batches(),
+            )
+            rejected = result.rejected_rows
+            summary = quarantine_summary(result.quarantine_batches()) if rejected else None
         finally:
-            if streamed:
-                result.discard()
+            result.discard()
         if result.key_map is not None and len(result.key_map):
             outbox.write_key_map(kit.module, version, table.name, result.key_map)
         for col in result.missing_columns:

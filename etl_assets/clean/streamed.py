@@ -44,7 +44,7 @@ from etl_assets.clean.table import (
     source_layout,
 )
 from etl_assets.metadata import DataModule, Table
-from etl_assets.quarantine import QUARANTINE_COLUMNS, QUARANTINE_SCHEMA, SOURCE_COLUMN
+from etl_assets.quarantine import QUARANTINE_SCHEMA, SOURCE_COLUMN, quarantine_arrow
 from etl_assets.results import CleanCounts
 from resources.memory import trim_memory
 from resources.staged import StagedTable, StagedWriter
@@ -82,18 +82,16 @@ class StreamedClean:
         """The whole quarantine in memory (for tests and small tables)."""
         return self.rejected.read().to_pandas(types_mapper=lambda t: QUARANTINE_DTYPE)
 
+    @property
+    def rejected_rows(self) -> int:
+        return self.rejected.num_rows
+
     def quarantine_batches(self) -> Iterator[pa.RecordBatch]:
         return self.rejected.iter_batches()
 
     def discard(self) -> None:
         StagedTable.remove(self.stored.path)
         StagedTable.remove(self.rejected.path)
-
-
-def quarantine_arrow(df: pd.DataFrame) -> pa.Table:
-    """Quarantine rows as QUARANTINE_SCHEMA (every column text)."""
-    table = pa.Table.from_pandas(df[QUARANTINE_COLUMNS], preserve_index=False)
-    return table.cast(QUARANTINE_SCHEMA).replace_schema_metadata(None)
 
 
 def _conformed(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:

@@ -16,7 +16,13 @@ from etl_assets.clean.coerce import TypingResult, enforce_schema
 from etl_assets.clean.rules.engine import apply_rules
 from etl_assets.clean.rules.result import kept_batches
 from etl_assets.metadata import DataModule, Table
-from etl_assets.quarantine import RAW_COLUMN, SHARD_COLUMN, SOURCE_COLUMN, concat_quarantine
+from etl_assets.quarantine import (
+    RAW_COLUMN,
+    SHARD_COLUMN,
+    SOURCE_COLUMN,
+    concat_quarantine,
+    quarantine_arrow,
+)
 from etl_assets.results import CleanCounts
 from resources.staged import StagedTable
 
@@ -49,6 +55,18 @@ class CleanResult:
     def batches(self, rows: int) -> Iterator[pa.Table]:
         """The cleaned records in batches of at most `rows` input records, no filtered copy."""
         return kept_batches(self.records, self.alive, rows)
+
+    @property
+    def rejected_rows(self) -> int:
+        return len(self.quarantine)
+
+    def quarantine_batches(self) -> Iterator[pa.RecordBatch]:
+        """The quarantine rows as the streamed path hands them over (text columns)."""
+        if len(self.quarantine):
+            yield from quarantine_arrow(self.quarantine).to_batches()
+
+    def discard(self) -> None:
+        """Nothing to remove: the whole-table path keeps no scratch tables."""
 
 
 def source_columns(source: Source) -> list[str]:
