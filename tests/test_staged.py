@@ -301,6 +301,12 @@ def test_tables_stored_as_a_dict_are_read_only_when_asked(tmp_path):
     assert loaded["t_sensitive"]["disease"].tolist() == ["x", "y", "z"]
     with pytest.raises(KeyError):
         loaded["nope"]
+    # an asset writes them itself and returns the handle (an in-process run keeps its outputs)
+    stored = manager.store_tables(key, "1.0.0", tables)
+    manager.handle_output(dg.build_output_context(asset_key=key, partition_key="1.0.0"), stored)
+    assert sorted(stored) == ["t", "t_sensitive"] and stored.num_rows("t_sensitive") == 3
+    with pytest.raises(ValueError, match="written to"):
+        manager.handle_output(dg.build_output_context(asset_key=key, partition_key="2.0.0"), stored)
 
 
 def test_a_table_with_nothing_to_anonymize_passes_through_as_the_whole_table_path_gives_it(

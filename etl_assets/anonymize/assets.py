@@ -125,7 +125,9 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         }
         if result.summary:
             metadata["dm/anonymization"] = dg.MetadataValue.md(result.summary)
-        return dg.Output(tables, metadata=metadata)
+        # a handle, not the frames: an in-process run keeps every output until it ends
+        stored = dm_io_manager.store_tables(context.asset_key, version, tables)
+        return dg.Output(stored, metadata=metadata)
 
     return _anonymize
 
