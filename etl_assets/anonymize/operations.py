@@ -388,5 +388,10 @@ def pseudonymize(
         hashed = _hmac_hex(_key_texts(uniq), secret, length)
     else:
         hashed = memo.lookup(integers, lambda missing: _hmac_hex(missing, secret, length))
-    table = np.array(hashed + [None], dtype=object)
-    return pd.Series(table[codes], index=values.index, name=values.name)
+    # Arrow text taken per record: 36 bytes a record for 32-character pseudonyms, where an
+    # object column points at one Python string per distinct value (~80 bytes each)
+    indices = pa.array(codes, mask=codes < 0)
+    pseudonyms = pa.array(hashed, type=pa.string()).take(indices)
+    return pd.Series(
+        pd.arrays.ArrowExtensionArray(pseudonyms), index=values.index, name=values.name
+    )
