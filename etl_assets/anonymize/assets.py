@@ -80,16 +80,22 @@ def anonymize_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
     ):
         version = kit.version(context)
         key = secrets.key(key_env) if key_env else None
-        parent_tables = {
-            p: published_keys(parents[f"parent_{p}"], p, _fk_columns(table, p)) for p in fk_parents
-        }
+
+        def parent_keys() -> dict[str, pd.DataFrame]:
+            return {
+                p: published_keys(parents[f"parent_{p}"], p, _fk_columns(table, p))
+                for p in fk_parents
+            }
+
         if isinstance(clean, StagedTable) and clean.num_rows and batch_local(table):
             with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):
                 with dm_io_manager.stage(context.asset_key, version) as writer:
+                    # the frames are passed, not kept: the batched path holds their key sets
                     out = anonymize_staged(
-                        clean, table, kit.loaded, version, key, parent_tables, writer
+                        clean, table, kit.loaded, version, key, parent_keys(), writer
                     )
             return _batched_output(kit, table, outbox, version, source_key, out)
+        parent_tables = parent_keys()
         if isinstance(clean, StagedTable):
             clean = clean.to_pandas()
         with restricted_errors(outbox, kit, version, f"anonymize {table.name}", secrets):

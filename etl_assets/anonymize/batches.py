@@ -25,7 +25,7 @@ import pyarrow as pa
 from etl_assets.anonymize.keyset import KeySet
 from etl_assets.anonymize.module_spec import needs_anonymization
 from etl_assets.anonymize.operations import PseudonymMemo
-from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
+from etl_assets.anonymize.table import anonymize_for_module, drop_orphans, parent_key_sets
 from etl_assets.metadata import Table
 from etl_assets.metadata.loader import LoadedModule
 from etl_assets.quarantine import concat_quarantine
@@ -70,7 +70,10 @@ def anonymize_staged(
     orphans, removed = [], []
     metrics: dict[str, float] = {}
     summary, suppressed = "", 0
-    known: dict[tuple[str, str], KeySet] = {}  # each parent's keys, hashed once
+    # Each parent's keys, hashed once; from then on the key sets answer, and the frames (a
+    # million pseudonyms: ~70 MB) are let go: `drop_orphans` gets them without rows.
+    known: dict[tuple[str, str], KeySet] = parent_key_sets(table, parents)
+    parents = {name: frame.iloc[:0] for name, frame in parents.items()}
     memos: dict[str, PseudonymMemo] = {}  # integer columns: each value hashed once
     for batch in clean.iter_batches():
         frame = batch.to_pandas(types_mapper=pd.ArrowDtype)

@@ -10,6 +10,7 @@ tables carry the declared columns only, never our `_dm_` bookkeeping.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +164,22 @@ def _refers_to_known(
             known_keys[reference] = KeySet(_as_text(parent))
         found = known_keys[reference].contains(text)
     return found.astype(bool) | np.asarray(pc.is_null(text).to_numpy(zero_copy_only=False))
+
+
+def parent_key_sets(
+    table: Table, parents: Mapping[str, pd.DataFrame]
+) -> dict[tuple[str, str], KeySet]:
+    """The key set of every parent column `table`'s foreign keys reference (`drop_orphans`'s
+    `known_keys`, built before the first batch)."""
+    known: dict[tuple[str, str], KeySet] = {}
+    for col in table.columns:
+        fk = col.foreignKey
+        if fk is None or fk.table not in parents or (fk.table, fk.column) in known:
+            continue
+        frame = parents[fk.table]
+        if fk.column in frame.columns:
+            known[(fk.table, fk.column)] = KeySet(_as_text(frame[fk.column]))
+    return known
 
 
 def drop_orphans(
