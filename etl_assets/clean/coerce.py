@@ -65,35 +65,47 @@ def _text_array(s: pd.Series) -> pa.ChunkedArray:
     return s.array.__arrow_array__()
 
 
-def _as_text(s: pd.Series) -> pd.Series:
-    """Values as pyarrow strings with blanks as null.
+def _series(values: pa.ChunkedArray, like: pd.Series) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowExtensionArray(values), index=like.index, copy=False)
+
+
+def _stripped(s: pd.Series) -> pa.ChunkedArray:
+    """Values as Arrow strings with blanks as null.
 
     Through Arrow compute, not the `.str` accessor: a Series caches its accessor, which refers
     back to it, so every `.str` call leaves a reference cycle that only a full collection frees
     (batch after batch of typed columns piled up until one ran)."""
     stripped = pc.utf8_trim_whitespace(_text_array(s))
     blank = pc.equal(stripped, "")
-    text = pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
-    return pd.Series(pd.arrays.ArrowExtensionArray(text), index=s.index, copy=False)
+    return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
 
 
-def _is_empty(s: pd.Series) -> pd.Series:
-    if (
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as pyarrow strings with blanks as null (see `_stripped`)."""
+    return _series(_stripped(s), s)
+
+
+def _is_text(s: pd.Series) -> bool:
+    return (
         s.dtype == object
         or (isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype))
         or isinstance(s.dtype, pd.StringDtype)
-    ):
-        return _as_text(s).isna().to_numpy(dtype=bool, na_value=True)
-    return s.isna().to_numpy(dtype=bool)
+    )
 
 
 def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     """(typed series, mask of values that were present but could not be coerced)."""
     kind = column.dataType
-    empty = _is_empty(s)
     target = arrow_dtype(kind)
     if isinstance(s.dtype, pd.ArrowDtype) and s.dtype.pyarrow_dtype == target.pyarrow_dtype:
         return s, np.zeros(len(s), dtype=bool)
+    # a text column is stripped once: its blanks are empty, and the parsers read that text
+    stripped = _as_text(s) if _is_text(s) else None
+    empty = (s if stripped is None else stripped).isna().to_numpy(dtype=bool, na_value=True)
+
+    def text() -> pd.Series:
+        return _as_text(s) if stripped is None else stripped
+
     if kind == "string":
         if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
             out = s
@@ -107,7 +119,7 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
             num = pd.to_numeric(s, errors="coerce").astype("float64")
             values = num.to_numpy(dtype="float64", na_value=np.nan)
         else:
-            values = _parse_numbers(_as_text(s))
+            values = _parse_numbers(text())
         bad = np.isnan(values) & ~empty
         if kind == "integer":
             fractional = ~np.isnan(values) & (np.floor(values) != values)
@@ -121,14 +133,9 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     if kind == "boolean":
         if pd.api.types.is_bool_dtype(s.dtype):
             return s.astype(target), np.zeros(len(s), bool)
-        text = _as_text(s)
-        text = pd.Series(
-            pd.arrays.ArrowExtensionArray(pc.utf8_lower(text.array.__arrow_array__())),
-            index=s.index,
-            copy=False,
-        )
-        is_true = text.isin(TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
-        is_false = text.isin(FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
+        lowered = _series(pc.utf8_lower(text().array.__arrow_array__()), s)
+        is_true = lowered.isin(TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
+        is_false = lowered.isin(FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
         bad = ~(is_true | is_false) & ~empty
         arr = pa.array(np.where(is_true, True, False), mask=~(is_true | is_false))
         return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
@@ -140,14 +147,12 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
         )
     ):
         parsed = pd.to_datetime(s, errors="coerce", utc=True)
+    elif column.format:
+        parsed = pd.to_datetime(
+            text().astype(object), errors="coerce", format=column.format, utc=True
+        )
     else:
-        text = _as_text(s)
-        if column.format:
-            parsed = pd.to_datetime(
-                text.astype(object), errors="coerce", format=column.format, utc=True
-            )
-        else:
-            parsed = _parse_iso(text)
+        parsed = _parse_iso(text())
     # stored as naive UTC; on the array, not the `.dt` accessor (see `_as_text`)
     naive = pd.DatetimeIndex(parsed).tz_localize(None)
     bad = naive.isna() & ~empty
