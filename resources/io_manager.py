@@ -109,7 +109,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         asset returns as its output. Dagster's in-process execution (`dmetl run`) keeps every
         output value until the run ends: a handle costs nothing there, the frames would stay
         in memory for every later step (a 1M-row table: ~100 MB)."""
-        path = self.path_for(asset_key, partition)
+        return self._write_tables(self.path_for(asset_key, partition), tables)
+
+    def _write_tables(self, path: Path, tables: Mapping[str, pd.DataFrame]) -> StoredTables:
         for name, df in tables.items():
             write_parquet_atomic(df, path / f"{name}.parquet", base=Path(self.base_dir))
         return StoredTables(path)
@@ -163,8 +165,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             if obj.folder != path:
                 raise ValueError(f"tables for {path} were written to {obj.folder}")
         elif isinstance(obj, dict):
-            for name, df in obj.items():
-                write_parquet_atomic(df, path / f"{name}.parquet", base=Path(self.base_dir))
+            self._write_tables(path, obj)
         elif isinstance(obj, pd.DataFrame):
             write_parquet_atomic(obj, _file(path), base=Path(self.base_dir))
             if _staged(path).is_dir():  # a staged table an older run stored

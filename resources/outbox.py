@@ -164,25 +164,30 @@ class OutboxResource(dg.ConfigurableResource):
                 counts[key] = counts.get(key, 0) + row["counts"]
         return counts
 
+    def _quarantine_rels(self, module: str, version: str) -> list[str]:
+        """The version's quarantine files (relative to the restricted zone), in name order."""
+        rel = self._rel(module, version, "quarantine")
+        return [
+            f"{rel}/{name}"
+            for name in self._store(RESTRICTED).list(rel)
+            if name.endswith(".parquet")
+        ]
+
     def quarantine_files(self, module: str, version: str) -> list[pq.ParquetFile]:
         """The version's quarantine files, opened for reading batch by batch (an upload loads
         the quarantine without holding it: at 10M records it is ~300k rows, ~500 MB in pandas)."""
         store = self._store(RESTRICTED)
-        rel = self._rel(module, version, "quarantine")
-        return [
-            store.open_parquet(f"{rel}/{name}")
-            for name in store.list(rel)
-            if name.endswith(".parquet")
-        ]
+        return [store.open_parquet(rel) for rel in self._quarantine_rels(module, version)]
+
+    def quarantine_rows(self, module: str, version: str) -> int:
+        """Rows of the version's quarantine, from the files' footers (on S3, ranged GETs)."""
+        store = self._store(RESTRICTED)
+        rels = self._quarantine_rels(module, version)
+        return sum(store.parquet_metadata(rel).num_rows for rel in rels)
 
     def read_quarantine(self, module: str, version: str) -> pd.DataFrame:
         store = self._store(RESTRICTED)
-        rel = self._rel(module, version, "quarantine")
-        parts = [
-            store.read_parquet(f"{rel}/{name}")
-            for name in store.list(rel)
-            if name.endswith(".parquet")
-        ]
+        parts = [store.read_parquet(rel) for rel in self._quarantine_rels(module, version)]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     def write_key_map(self, module: str, version: str, table: str, df: pd.DataFrame) -> str:

@@ -55,9 +55,7 @@ class QuarantineSource:
         self.outbox, self.module, self.version = outbox, module, version
 
     def __len__(self) -> int:
-        return sum(
-            f.metadata.num_rows for f in self.outbox.quarantine_files(self.module, self.version)
-        )
+        return self.outbox.quarantine_rows(self.module, self.version)
 
     def batches(self, batch_rows: int = COPY_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         for file in self.outbox.quarantine_files(self.module, self.version):
