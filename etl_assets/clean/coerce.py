@@ -10,6 +10,7 @@ UTC; datetimes without one are taken as UTC; both are stored without a time zone
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 
@@ -97,48 +98,23 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
     """(typed series, mask of values that were present but could not be coerced)."""
     kind = column.dataType
     target = arrow_dtype(kind)
+    if _is_text(s):
+        return _coerce_text(s, column)
     if isinstance(s.dtype, pd.ArrowDtype) and s.dtype.pyarrow_dtype == target.pyarrow_dtype:
         return s, np.zeros(len(s), dtype=bool)
-    # a text column is stripped once: its blanks are empty, and the parsers read that text
-    stripped = _as_text(s) if _is_text(s) else None
-    empty = (s if stripped is None else stripped).isna().to_numpy(dtype=bool, na_value=True)
-
-    def text() -> pd.Series:
-        return _as_text(s) if stripped is None else stripped
-
     if kind == "string":
-        if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_string(s.dtype.pyarrow_dtype):
-            out = s
-        else:
-            out = s.astype("string").astype(target)
-        return out.mask(pd.Series(empty, index=s.index), None).astype(target), np.zeros(
-            len(s), bool
-        )
+        return s.astype("string").astype(target), np.zeros(len(s), bool)
     if kind in ("integer", "number"):
-        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            num = pd.to_numeric(s, errors="coerce").astype("float64")
-            values = num.to_numpy(dtype="float64", na_value=np.nan)
-        else:
-            values = _parse_numbers(text())
-        bad = np.isnan(values) & ~empty
-        if kind == "integer":
-            fractional = ~np.isnan(values) & (np.floor(values) != values)
-            too_big = ~np.isnan(values) & (np.abs(values) > 2**53)
-            bad |= fractional | too_big
-            values = np.where(bad, np.nan, values)
-            arr = pa.array(values, from_pandas=True).cast(pa.int64(), safe=False)
-        else:
-            arr = pa.array(np.where(bad, np.nan, values), from_pandas=True)
-        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+        if pd.api.types.is_bool_dtype(s.dtype):
+            return _coerce_text(s, column)
+        values = pd.to_numeric(s, errors="coerce").astype("float64")
+        values = values.to_numpy(dtype="float64", na_value=np.nan)
+        arr, bad = _from_floats(values, s.isna().to_numpy(dtype=bool), kind)
+        return _series(arr, s), bad
     if kind == "boolean":
         if pd.api.types.is_bool_dtype(s.dtype):
             return s.astype(target), np.zeros(len(s), bool)
-        lowered = _series(pc.utf8_lower(text().array.__arrow_array__()), s)
-        is_true = lowered.isin(TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
-        is_false = lowered.isin(FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
-        bad = ~(is_true | is_false) & ~empty
-        arr = pa.array(np.where(is_true, True, False), mask=~(is_true | is_false))
-        return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+        return _coerce_text(s, column)
     # date / datetime
     if pd.api.types.is_datetime64_any_dtype(s.dtype) or (
         isinstance(s.dtype, pd.ArrowDtype)
@@ -147,21 +123,124 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
         )
     ):
         parsed = pd.to_datetime(s, errors="coerce", utc=True)
-    elif column.format:
-        parsed = pd.to_datetime(
-            text().astype(object), errors="coerce", format=column.format, utc=True
-        )
+        arr, bad = _from_datetimes(parsed, s.isna().to_numpy(dtype=bool), kind)
+        return _series(arr, s), bad
+    return _coerce_text(s, column)
+
+
+def _coerce_text(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
+    """Text to the declared type. Blank text (empty after stripping) is empty.
+
+    Arrow's own casts decide a column when they can decide it the way the general parsers
+    below would (`_fast_parse`); every other value goes to those parsers, so what is accepted,
+    and what an accepted text means, does not depend on which path took it."""
+    raw = _arrow_text(s)
+    blank = pc.or_(pc.equal(raw, ""), pc.utf8_is_space(raw))
+    text = pc.if_else(blank, pa.scalar(None, pa.string()), raw) if pc.any(blank).as_py() else raw
+    empty = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    kind = column.dataType
+    if kind == "string":
+        return _series(text, s), np.zeros(len(s), bool)
+    fast = None if column.format else _fast_parse(text, kind, empty)
+    if fast is not None:
+        arr, bad = fast
     else:
-        parsed = _parse_iso(text())
-    # stored as naive UTC; on the array, not the `.dt` accessor (see `_as_text`)
+        arr, bad = _parse_text(pc.utf8_trim_whitespace(text), column, empty)
+    return _series(arr, s), bad
+
+
+def _fast_parse(text: pa.Array, kind: str, empty: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+    """(typed array, bad mask) through Arrow's casts, or None where they cannot decide alike.
+
+    - integer: values of up to 15 ASCII digits are cast (below 2**53, so exactly what the
+      number parser gives); the rest of the column, signs included, goes to that parser.
+    - number: the cast decides a column only if it parses every value to a finite number: it
+      reads inf for 1e999, which the general parser rejects.
+    - date, datetime: the cast decides a column only if it parses every value and all of them
+      fall in the range the general parser can represent (1678 to 2261)."""
+    if kind == "integer":
+        digits = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), 15))
+        digits = np.asarray(digits.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        ints = pc.cast(pc.if_else(pa.array(digits), text, pa.scalar(None, pa.string())), pa.int64())
+        rest = np.flatnonzero(~digits & ~empty)
+        if not len(rest):
+            return ints, np.zeros(len(text), bool)
+        subset = pc.utf8_trim_whitespace(text.take(pa.array(rest)))
+        sub, sub_bad = _from_floats(_parse_numbers(subset), np.zeros(len(rest), bool), kind)
+        values = ints.fill_null(0).to_numpy(zero_copy_only=False).copy()
+        valid = digits.copy()
+        values[rest] = sub.fill_null(0).to_numpy(zero_copy_only=False)
+        valid[rest] = ~sub_bad
+        bad = np.zeros(len(text), bool)
+        bad[rest] = sub_bad
+        return pa.array(values, mask=~valid), bad
+    if kind not in ("number", "date", "datetime"):
+        return None
+    try:
+        typed = pc.cast(text, ARROW_TYPES[kind])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if kind == "number":
+        if pc.all(pc.is_finite(typed)).as_py() is False:
+            return None
+    else:
+        lo, hi = pc.min_max(typed).values()
+        bounds = (dt.datetime(1678, 1, 1), dt.datetime(2261, 12, 31))
+        if lo.is_valid and not (_naive(lo) >= bounds[0] and _naive(hi) <= bounds[1]):
+            return None
+    return typed, np.zeros(len(text), bool)
+
+
+def _naive(value: pa.Scalar) -> dt.datetime:
+    v = value.as_py()
+    return v if isinstance(v, dt.datetime) else dt.datetime(v.year, v.month, v.day)
+
+
+def _parse_text(text: pa.Array, column: Column, empty: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The general parsers, on stripped text (blank: null)."""
+    kind = column.dataType
+    if kind in ("integer", "number"):
+        return _from_floats(_parse_numbers(text), empty, kind)
+    if kind == "boolean":
+        lowered = pc.utf8_lower(text)
+        is_true = np.asarray(
+            pc.is_in(lowered, pa.array(sorted(TRUE_TEXT))).to_numpy(zero_copy_only=False), bool
+        )
+        is_false = np.asarray(
+            pc.is_in(lowered, pa.array(sorted(FALSE_TEXT))).to_numpy(zero_copy_only=False), bool
+        )
+        bad = ~(is_true | is_false) & ~empty
+        return pa.array(np.where(is_true, True, False), mask=~(is_true | is_false)), bad
+    index = pd.RangeIndex(len(text))
+    values = pd.Series(text.to_numpy(zero_copy_only=False), index=index, dtype=object)
+    if column.format:
+        parsed = pd.to_datetime(values, errors="coerce", format=column.format, utc=True)
+    else:
+        parsed = _parse_iso(values, text)
+    return _from_datetimes(parsed, empty, kind)
+
+
+def _from_floats(values: np.ndarray, empty: np.ndarray, kind: str) -> tuple[pa.Array, np.ndarray]:
+    """float64 values (NaN: missing or not a number) as the declared numeric type."""
+    bad = np.isnan(values) & ~empty
+    if kind == "integer":
+        fractional = ~np.isnan(values) & (np.floor(values) != values)
+        too_big = ~np.isnan(values) & (np.abs(values) > 2**53)
+        bad |= fractional | too_big
+        values = np.where(bad, np.nan, values)
+        return pa.array(values, from_pandas=True).cast(pa.int64(), safe=False), bad
+    return pa.array(np.where(bad, np.nan, values), from_pandas=True), bad
+
+
+def _from_datetimes(parsed: pd.Series, empty: np.ndarray, kind: str) -> tuple[pa.Array, np.ndarray]:
+    """UTC datetimes (NaT: missing or not parsed) as naive UTC dates or datetimes; on the
+    array, not the `.dt` accessor (see `_stripped`)."""
     naive = pd.DatetimeIndex(parsed).tz_localize(None)
     bad = naive.isna() & ~empty
     if kind == "date":
         arr = pa.array(naive.normalize().astype("datetime64[us]"), from_pandas=True)
-        arr = arr.cast(pa.date32())
-    else:
-        arr = pa.array(naive.astype("datetime64[us]"), from_pandas=True)
-    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=s.index), bad
+        return arr.cast(pa.date32()), bad
+    return pa.array(naive.astype("datetime64[us]"), from_pandas=True), bad
 
 
 OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
@@ -174,13 +253,12 @@ PLAIN_NUMBER = r"^-?[0-9]{1,300}(?:\.[0-9]{1,300})?(?:[eE][+-]?[0-9]{1,2})?$"
 
 
 def _arrow_text(text: pd.Series) -> pa.Array:
-    values = text.array.__arrow_array__()
+    values = _text_array(text)
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def _parse_numbers(text: pd.Series) -> np.ndarray:
+def _parse_numbers(arrow: pa.Array) -> np.ndarray:
     """Stripped text (blank: null) to float64, NaN where empty or not a number."""
-    arrow = _arrow_text(text)
     plain = pc.match_substring_regex(arrow, PLAIN_NUMBER).fill_null(False)
     try:
         parsed = pc.cast(pc.if_else(plain, arrow, pa.scalar(None, pa.string())), pa.float64())
@@ -196,12 +274,11 @@ def _parse_numbers(text: pd.Series) -> np.ndarray:
     return values
 
 
-def _parse_iso(text: pd.Series) -> pd.Series:
+def _parse_iso(text: pd.Series, arrow: pa.Array) -> pd.Series:
     """ISO 8601 to UTC. Values with and without an offset are parsed apart: pandas, given both
     in one call, applies the first value's offset to the naive ones."""
-    has_offset = pc.match_substring_regex(_arrow_text(text), OFFSET).fill_null(False)
+    has_offset = pc.match_substring_regex(arrow, OFFSET).fill_null(False)
     has_offset = np.asarray(has_offset.to_numpy(zero_copy_only=False), dtype=bool)
-    text = text.astype(object)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
     for mask in (has_offset, ~has_offset):
         if mask.any():
@@ -223,6 +300,28 @@ def _ragged(df: pd.DataFrame, table: Table, version: str) -> tuple[np.ndarray, p
         [json.dumps({"text": t}) for t in rows[RAW_COLUMN]], dtype="string"
     )  # one per rejected row: the rare case, not a hot path
     return mask, part
+
+
+def _keep(columns: dict[str, pd.Series], keep: np.ndarray) -> pd.DataFrame:
+    """The rows of `keep`, filtered column by column in Arrow (pandas' boolean indexing
+    takes by position, several times slower)."""
+    if keep.all():
+        return pd.DataFrame(columns).reset_index(drop=True)
+    mask = pa.array(keep)
+    index = pd.RangeIndex(int(keep.sum()))
+    out = {}
+    for name, s in columns.items():
+        if isinstance(s.dtype, pd.ArrowDtype):
+            values = pd.arrays.ArrowExtensionArray(pc.filter(_chunked(s), mask))
+            out[name] = pd.Series(values, index=index, copy=False)
+        else:
+            out[name] = s[keep].reset_index(drop=True)
+    return pd.DataFrame(out, index=index)
+
+
+def _chunked(s: pd.Series) -> pa.Array:
+    values = s.array.__arrow_array__()
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:
@@ -282,7 +381,7 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
     if not table.strict:
         for name in extra:
             out[name] = _as_text(df[name])
-    typed_df = pd.DataFrame(out, index=df.index)[~rejected].reset_index(drop=True)
+    typed_df = _keep(out, ~rejected)
     counts["rows_in"] = len(df)
     counts["rejected_type"] = int(
         sum(v for k, v in counts.items() if k.startswith("rejected_type_"))
