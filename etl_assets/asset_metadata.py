@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -117,31 +117,62 @@ def _profile_line(
     return f"| {name} | {kind} | {nulls / n:.1%} | {'≈' if estimated else ''}{distinct / n:.1%} |"
 
 
-def staged_metadata(staged: StagedTable, previews: bool = False) -> dict[str, object]:
-    """`restricted_metadata` of a staged table, batch by batch (never all of it): distinct
-    counts are exact up to `distinct.EXACT_LIMIT` values, estimated (≈, ~1%) beyond."""
-    n = staged.num_rows
-    lines = ["| column | type | null | distinct |", "|---|---|---|---|"]
-    counters = [DistinctCounter() for _ in staged.schema]
-    nulls = [0] * len(staged.schema)
-    for batch in staged.iter_batches():
-        for i, values in enumerate(batch.columns):
-            counters[i].add(values)
-            nulls[i] += values.null_count
-    for f, counter, null in zip(staged.schema, counters, nulls, strict=True):
-        lines.append(
-            _profile_line(f.name, str(f.type), null, counter.count(), n, not counter.exact)
-        )
+class TableProfile:
+    """The profile of a table fed batch by batch as it is written (so it is not read again):
+    per column its nulls and a distinct counter (exact up to `distinct.EXACT_LIMIT` values,
+    estimated beyond)."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, DistinctCounter] = {}
+        self._nulls: dict[str, int] = {}
+        self._rows: dict[str, int] = {}
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        for name, values in zip(batch.schema.names, batch.columns, strict=True):
+            self._counters.setdefault(name, DistinctCounter()).add(values)
+            self._nulls[name] = self._nulls.get(name, 0) + values.null_count
+            self._rows[name] = self._rows.get(name, 0) + len(values)
+
+    def watch(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator:
+        """`batches` unchanged, each added on its way through."""
+        for batch in batches:
+            self.add(batch)
+            yield batch
+
+    def markdown(self, schema: pa.Schema, n: int) -> dg.MetadataValue:
+        lines = ["| column | type | null | distinct |", "|---|---|---|---|"]
+        for f in schema:
+            counter = self._counters.get(f.name, DistinctCounter())
+            # a column some parts lack is null in their rows
+            nulls = self._nulls.get(f.name, 0) + n - self._rows.get(f.name, 0)
+            lines.append(
+                _profile_line(f.name, str(f.type), nulls, counter.count(), n, not counter.exact)
+            )
+        return dg.MetadataValue.md("\n".join(lines))
+
+
+def staged_metadata(
+    staged: StagedTable, previews: bool = False, profile: TableProfile | None = None
+) -> dict[str, object]:
+    """`restricted_metadata` of a staged table, from the `profile` fed as it was written (or
+    read batch by batch; never all of it): distinct counts are exact up to
+    `distinct.EXACT_LIMIT` values, estimated (≈, ~1%) beyond."""
+    if profile is None:
+        profile = TableProfile()
+        for batch in staged.iter_batches():
+            profile.add(batch)
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in staged.schema]
     )
     metadata: dict[str, object] = {
-        "dagster/row_count": dg.MetadataValue.int(n),
+        "dagster/row_count": dg.MetadataValue.int(staged.num_rows),
         "dagster/column_schema": schema,
-        "dm/profile": dg.MetadataValue.md("\n".join(lines)),
+        "dm/profile": profile.markdown(staged.schema, staged.num_rows),
     }
     if previews:
-        metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(head_frame(staged), total=n)
+        metadata[RESTRICTED_PREFIX + "preview"] = markdown_preview(
+            head_frame(staged), total=staged.num_rows
+        )
     return metadata
 
 

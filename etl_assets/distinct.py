@@ -101,8 +101,12 @@ class DistinctCounter:
             values = values.dictionary_decode()
         if self._registers is None:
             seen = pc.unique(values.drop_null())
-            if self._exact is not None:
+            if self._exact is not None and pa.types.is_null(self._exact.type):
+                self._exact = None  # parts so far had the column only as nulls
+            if self._exact is not None and not pa.types.is_null(seen.type):
                 seen = pc.unique(pa.concat_arrays([self._exact, seen.cast(self._exact.type)]))
+            elif self._exact is not None:
+                seen = self._exact
             if len(seen) <= EXACT_LIMIT:
                 self._exact = seen
                 return

@@ -1,10 +1,17 @@
-"""A staged table: records between two assets as Parquet written batch by batch, handed over as
-a handle, so no stage needs the whole previous table in memory.
+"""A staged table: records between two assets written batch by batch as Arrow IPC files and
+handed over as a handle, so no stage needs the whole previous table in memory.
 
-A staged table is a folder of Parquet parts (a new part starts when a batch brings columns or
-types the open part does not have, e.g. a CSV's ragged rows or a second file of a glob). It is
-step storage, so restricted: parts 0600, folders 0700. The folder is written under a temporary
-name and renamed into place when complete, so a reader never sees half a table.
+A staged table is a folder of parts (a new part starts when a batch brings columns or types the
+open part does not have, e.g. a CSV's ragged rows or a second file of a glob). It is step
+storage, so restricted: parts 0600, folders 0700. The folder is written under a temporary name
+and renamed into place when complete, so a reader never sees half a table.
+
+Parts are Arrow IPC files (LZ4 buffers): step storage is written once and read a few times by
+the next steps, in Arrow's own layout, so nothing is encoded or decoded on the way. On 2M order
+rows (12 text columns) against the Parquet parts used before (LZ4, no dictionaries or
+statistics): written in 0.38 s against 0.91 s, read in 0.09 s against 0.36 s, one column of it
+in 0.016 s against 0.037 s, for 148 MB against 77 MB of disk. Parquet parts an earlier version
+wrote are still read.
 """
 
 from __future__ import annotations
@@ -18,24 +25,15 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 from resources.memory import trim_memory
 from resources.stores import RESTRICTED_DIR, RESTRICTED_FILE, make_dirs, parquet_reader
 
 DEFAULT_BATCH_ROWS = 131_072  # DM_BATCH_ROWS: rows per record batch between and inside stages
 STAGED_SUFFIX = ".staged"
-# Step storage is read once or twice and then removed: LZ4 writes and reads ~1.6x faster than
-# zstd here (1M order rows: 0.8 s / 0.5 s against 1.2 s / 1.0 s) for ~1.4x the bytes.
 STAGED_COMPRESSION = "lz4"
-# Nor are its columns dictionary-encoded or given statistics (nothing reads them): on 1.3M
-# cleaned order rows, writing took 0.31 s against 0.50 s, reading 0.12 s against 0.14 s, for
-# 1.5x the bytes.
-STAGED_OPTIONS = {
-    "compression": STAGED_COMPRESSION,
-    "use_dictionary": False,
-    "write_statistics": False,
-}
+PART_SUFFIX = ".arrow"
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -64,17 +62,19 @@ class StagedTable:
 
     @classmethod
     def open(cls, path: Path, batch_rows: int = DEFAULT_BATCH_ROWS) -> StagedTable:
-        parts = cls._parts_of(path)
-        metas = [pq.read_metadata(p) for p in parts]
-        schemas = [m.schema.to_arrow_schema() for m in metas]
+        schemas, rows = [], 0
+        for part in cls._parts_of(path):
+            schema, n = _part_summary(part)
+            schemas.append(schema)
+            rows += n
         schema = (
             pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
         )
-        return cls(path, schema, sum(m.num_rows for m in metas), batch_rows)
+        return cls(path, schema, rows, batch_rows)
 
     @staticmethod
     def _parts_of(path: Path) -> list[Path]:
-        return sorted(path.glob("part-*.parquet"))
+        return sorted([*path.glob(f"part-*{PART_SUFFIX}"), *path.glob("part-*.parquet")])
 
     @staticmethod
     def remove(path: Path) -> None:
@@ -98,9 +98,7 @@ class StagedTable:
         size = batch_rows or self.batch_rows
         trim_memory()  # what the step freed before it asked for batches
         for part in self._parts_of(self.path):
-            file = parquet_reader(part)
-            present = [c for c in schema.names if c in file.schema_arrow.names]
-            for batch in file.iter_batches(batch_size=size, columns=present):
+            for batch in _part_batches(part, schema.names, size):
                 yield conform(batch, schema)
                 del batch
                 trim_memory()  # what the consumer freed with its last batch
@@ -116,6 +114,77 @@ class StagedTable:
         return self.read().to_pandas(types_mapper=pd.ArrowDtype)
 
 
+def _part_summary(part: Path) -> tuple[pa.Schema, int]:
+    """A part's schema and row count (the writer knows both; this is for tables it did not
+    just write)."""
+    if part.suffix != PART_SUFFIX:
+        meta = parquet_reader(part).metadata
+        return meta.schema.to_arrow_schema(), meta.num_rows
+    with pa.OSFile(str(part)) as f:
+        schema = ipc.open_file(f).schema
+        narrow = ipc.IpcReadOptions(included_fields=[0]) if len(schema) else None
+        reader = ipc.open_file(f, options=narrow)
+        return schema, sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+
+def _part_batches(part: Path, columns: list[str], size: int) -> Iterator[pa.RecordBatch]:
+    """The part's batches of at most `size` rows, with those of `columns` it has. Read from
+    the file, not memory-mapped: mapped pages a reader touched count as its memory until the
+    map is closed."""
+    if part.suffix != PART_SUFFIX:
+        file = parquet_reader(part)
+        present = [c for c in columns if c in file.schema_arrow.names]
+        yield from file.iter_batches(batch_size=size, columns=present)
+        return
+    with pa.OSFile(str(part)) as f:
+        names = ipc.open_file(f).schema.names
+        wanted = [names.index(c) for c in columns if c in names]
+        # no column asked for: the first one is read for the row counts, then dropped
+        options = ipc.IpcReadOptions(included_fields=wanted or [0]) if names else None
+        reader = ipc.open_file(f, options=options)
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            if not wanted:
+                batch = batch.select([])
+            for start in range(0, batch.num_rows, size):
+                yield batch.slice(start, size)
+            del batch
+
+
+class _PartWriter:
+    """One part: an Arrow IPC file of record batches of `batch_rows` rows (the last one may be
+    shorter). Smaller batches, as readers hand them over, are gathered first: a reader gets
+    back what it is given to read, and per-batch work is paid per batch."""
+
+    def __init__(self, file, schema: pa.Schema, batch_rows: int):
+        options = ipc.IpcWriteOptions(compression=STAGED_COMPRESSION)
+        self._writer = ipc.new_file(file, schema, options=options)
+        self._batch_rows = batch_rows
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self._batch_rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        whole = pa.concat_tables(self._pending).combine_chunks()
+        full = whole.num_rows if final else whole.num_rows - whole.num_rows % self._batch_rows
+        if full:
+            self._writer.write_table(whole.slice(0, full), max_chunksize=self._batch_rows)
+        rest = whole.slice(full)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        if self._pending:
+            self._flush(final=True)
+        self._writer.close()
+
+
 class StagedWriter:
     """Writes batches into a new staged table at `path`; `close()` publishes it atomically."""
 
@@ -126,19 +195,21 @@ class StagedWriter:
         self._tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
         self._tmp.mkdir(mode=RESTRICTED_DIR)
         os.chmod(self._tmp, RESTRICTED_DIR)
-        self._writer: pq.ParquetWriter | None = None
+        self._writer: _PartWriter | None = None
+        self._schemas: list[pa.Schema] = []
         self._schema: pa.Schema | None = None
         self._parts = 0
         self.num_rows = 0
 
     def _open_part(self, schema: pa.Schema) -> None:
         self._close_part()
-        part = self._tmp / f"part-{self._parts:05d}.parquet"
+        part = self._tmp / f"part-{self._parts:05d}{PART_SUFFIX}"
         self._parts += 1
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
         self._file = os.fdopen(fd, "wb")
-        self._writer = pq.ParquetWriter(self._file, schema, **STAGED_OPTIONS)
+        self._writer = _PartWriter(self._file, schema, self.batch_rows)
         self._schema = schema
+        self._schemas.append(schema)
 
     def _close_part(self) -> None:
         if self._writer is not None:
@@ -154,10 +225,7 @@ class StagedWriter:
         if self._schema is None or not batch.schema.equals(self._schema):
             self._open_part(batch.schema)
         assert self._writer is not None
-        if isinstance(batch, pa.RecordBatch):
-            self._writer.write_batch(batch, row_group_size=self.batch_rows)
-        else:
-            self._writer.write_table(batch, row_group_size=self.batch_rows)
+        self._writer.write(batch)
         self.num_rows += batch.num_rows
 
     def write_all(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> StagedWriter:
@@ -177,7 +245,8 @@ class StagedWriter:
         os.replace(self._tmp, self.path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-        return StagedTable.open(self.path, self.batch_rows)
+        schema = pa.unify_schemas(self._schemas, promote_options="permissive")
+        return StagedTable(self.path, schema, self.num_rows, self.batch_rows)
 
     def abort(self) -> None:
         self._close_part()

@@ -19,6 +19,7 @@ import pytest
 from etl_assets.anonymize.batches import anonymize_staged, batch_local
 from etl_assets.anonymize.operations import PseudonymMemo, pseudonymize
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
+from etl_assets.asset_metadata import TableProfile, staged_metadata
 from etl_assets.clean.coerce import enforce_schema
 from etl_assets.clean.table import type_sources
 from etl_assets.extract.entry import extract_entry, extract_entry_batches
@@ -52,6 +53,26 @@ def test_a_staged_table_unions_its_parts_and_reads_in_bounded_batches(tmp_path):
     assert stat.S_IMODE((tmp_path / "base").stat().st_mode) == 0o700
     assert {stat.S_IMODE(p.stat().st_mode) for p in staged.path.iterdir()} == {0o600}
     assert [p.name for p in staged.path.parent.iterdir()] == ["t.staged"]
+
+
+def test_a_staged_table_opens_as_written_and_reads_the_parquet_parts_of_earlier_versions(
+    tmp_path,
+):
+    ints = pa.table({"a": pa.array([1, 2, 3], pa.int64()), "b": ["x", None, "z"]})
+    staged = write_staged(tmp_path / "t.staged", [ints, ints.slice(0, 1)], batch_rows=2)
+    opened = StagedTable.open(staged.path, batch_rows=2)
+    assert (opened.schema, opened.num_rows) == (staged.schema, staged.num_rows) == (ints.schema, 4)
+    # written batches are gathered to batch_rows; no column asked for: rows with no columns
+    assert [b.num_rows for b in staged.iter_batches(columns=[])] == [2, 2]
+    assert staged.read(["b"]).column("b").to_pylist() == ["x", None, "z", "x"]
+    # a table an earlier version wrote as Parquet parts, with one part of the new kind
+    old = tmp_path / "old.staged"
+    old.mkdir()
+    pq.write_table(ints, old / "part-00000.parquet")
+    shutil.copy(next(staged.path.glob("part-*.arrow")), old / "part-00001.arrow")
+    table = StagedTable.open(old)
+    assert table.num_rows == 7
+    assert table.read()["a"].to_pylist() == [1, 2, 3, 1, 2, 3, 1]
 
 
 def test_rewriting_a_staged_table_replaces_it_and_a_failed_write_leaves_the_old_one(tmp_path):
@@ -264,8 +285,8 @@ def test_a_pseudonym_memo_gives_the_pseudonyms_of_a_whole_column_batch_by_batch(
 
 
 def test_reading_a_staged_table_holds_a_few_batches_not_the_file(tmp_path):
-    """pyarrow pre-buffers a ParquetFile by default and keeps every row group it read until the
-    reader is gone; staged tables are read without that, so memory follows the batch."""
+    """Parts are read batch by batch from the file (not pre-buffered, not memory-mapped), so
+    memory follows the batch, not the file."""
     rng = np.random.default_rng(3)
     batches = [
         pa.table({"v": [f"{x:016x}" for x in rng.integers(0, 2**62, 20_000)]}) for _ in range(40)
@@ -332,3 +353,20 @@ def test_a_table_with_nothing_to_anonymize_passes_through_as_the_whole_table_pat
     assert out.staged.columns == [c.name for c in wards.columns]
     pd.testing.assert_frame_equal(out.staged.to_pandas(), whole)
     assert out.rows_in == 20 and out.staged.num_rows == 20 and out.quarantine.empty
+
+
+def test_the_profile_fed_while_writing_equals_the_profile_read_back(tmp_path):
+    """Extract and clean profile their tables as they write them; a column some batches lack
+    (a CSV's ragged rows) or hold only as nulls counts as null there, as on reading back."""
+    rng = np.random.default_rng(5)
+    wide = pa.table({"k": pa.array(rng.integers(0, 10**12, 70_000)), "t": ["x"] * 70_000})
+    nulls = pa.table({"k": pa.array([1, 2], pa.int64()), "t": pa.nulls(2)})
+    ragged = pa.table({"k": pa.array([3], pa.int64()), "t": ["y"], RAW_COLUMN: ["3,y,z"]})
+    profile = TableProfile()
+    batches = profile.watch([nulls, wide, ragged, nulls])
+    staged = write_staged(tmp_path / "p.staged", batches, batch_rows=50_000)
+    fed = staged_metadata(staged, profile=profile)["dm/profile"].value
+    assert fed == staged_metadata(staged)["dm/profile"].value
+    rows = {line.split(" | ")[0].strip("| "): line for line in fed.splitlines()[2:]}
+    assert rows[RAW_COLUMN].endswith("| 100.0% | 0.0% |")  # one value in 70,005 rows
+    assert "| ≈" in rows["k"] and rows["t"].endswith("| 0.0% | 0.0% |")

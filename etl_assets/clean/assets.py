@@ -3,7 +3,12 @@
 import dagster as dg
 import pandas as pd
 
-from etl_assets.asset_metadata import column_lineage, quarantine_summary, staged_metadata
+from etl_assets.asset_metadata import (
+    TableProfile,
+    column_lineage,
+    quarantine_summary,
+    staged_metadata,
+)
 from etl_assets.clean.rules import check_foreign_keys, check_unique_key
 from etl_assets.clean.streamed import clean_streamed
 from etl_assets.clean.table import Source, clean_table
@@ -88,7 +93,9 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
         # the cleaned records go to step storage a batch at a time: no filtered copy
         try:
             with dm_io_manager.stage(context.asset_key, version) as writer:
-                staged = writer.write_all(result.batches(dm_io_manager.batch_rows)).close()
+                profile = TableProfile()
+                batches = profile.watch(result.batches(dm_io_manager.batch_rows))
+                staged = writer.write_all(batches).close()
             qpath = outbox.write_quarantine_batches(
                 kit.module,
                 version,
@@ -111,7 +118,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             )
         context.log.info(result.counts.log_text(table.name))
         metadata = {
-            **staged_metadata(staged, privacy.restricted_previews),
+            **staged_metadata(staged, privacy.restricted_previews, profile),
             **kit.metadata(version),
             **result.counts.to_metadata(),
             "dm/quarantine_path": dg.MetadataValue.path(qpath),

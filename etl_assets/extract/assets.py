@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.asset_metadata import staged_metadata
+from etl_assets.asset_metadata import TableProfile, staged_metadata
 from etl_assets.errors import ExtractionError
 from etl_assets.execution import entry_connections
 from etl_assets.extract.context import ExtractContext
@@ -104,7 +104,8 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
                     batches = extract_entry_batches(
                         entry, kit.loaded.folder, ctx, dm_io_manager.batch_rows
                     )
-                    staged = writer.write_all(batches).close()
+                    profile = TableProfile()
+                    staged = writer.write_all(profile.watch(batches)).close()
             except ExtractionError as exc:
                 # bad input is not transient: fail at once; keep retries for outages
                 mask = kit.masker(secrets)
@@ -125,7 +126,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         return dg.Output(
             staged,
             metadata={
-                **staged_metadata(staged, privacy.restricted_previews),
+                **staged_metadata(staged, privacy.restricted_previews, profile),
                 **kit.metadata(version),
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,
