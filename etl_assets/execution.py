@@ -26,8 +26,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 import dagster as dg
-from dagster_k8s import k8s_job_executor
-from kubernetes.utils import parse_quantity
 
 from etl_assets.metadata import CollectionEntry, DataModule, Execution, Resources
 
@@ -95,6 +93,9 @@ def executor_for(model: DataModule, deployment_default: str) -> dg.ExecutorDefin
     if name == "in_process":
         return dg.in_process_executor
     if name == "k8s":
+        # imported here: the Kubernetes client costs every other deployment ~0.6 s per start
+        from dagster_k8s import k8s_job_executor
+
         return k8s_job_executor.configured(executor_config(model.execution))
     return dg.multiprocess_executor.configured(multiprocess_config(model.execution))
 
@@ -164,6 +165,10 @@ def run_resources(execution: Execution, executor: str) -> Resources | None:
     if given.run is not None or executor == "k8s":
         return given.run
     stages = [r for r in (given.for_stage(s) for s in STEP_STAGES) if r is not None]
+    if not stages:
+        return None
+    from kubernetes.utils import parse_quantity  # the Kubernetes client: ~0.6 s to import
+
     cpus = [parse_quantity(r.cpu) for r in stages if r.cpu]
     memories = [parse_quantity(r.memory) for r in stages if r.memory]
     if not cpus and not memories:

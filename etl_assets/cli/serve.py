@@ -8,10 +8,6 @@ from pathlib import Path
 
 from etl_assets.audit import checkpoints
 from etl_assets.cli.session import Session
-from etl_assets.console.app import console_factory
-from etl_assets.console.framework import ConsoleServices
-from etl_assets.web.identity import RoleMappingError
-from etl_assets.web.server import ServeError, ServeOptions, serve
 from resources.deployment import (
     PROJECT_ROOT,
     DeploymentError,
@@ -43,6 +39,13 @@ def checkpoint_store(session: Session, location: str):
 
 
 def cmd_serve(args: argparse.Namespace, session: Session) -> int:
+    # the web server and the console load here, not with the CLI: `dmetl run` and the other
+    # commands would pay for them at every start (~1.6 s)
+    from etl_assets.console.app import console_factory
+    from etl_assets.console.framework import ConsoleServices
+    from etl_assets.web.identity import RoleMappingError
+    from etl_assets.web.server import ServeError, ServeOptions, serve
+
     try:
         web = web_settings(session.deployment)
         settings = audit_settings(session.deployment)
