@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etl_assets.distinct import EXACT_LIMIT, DistinctCounter, value_hashes
 
@@ -53,3 +55,30 @@ def test_beyond_the_limit_the_estimate_is_within_a_few_percent(kind):
         counter.add(values.slice(start, 50_000))
     assert not counter.exact and truth > EXACT_LIMIT
     assert abs(counter.count() - truth) / truth < 0.04  # standard error ~0.8%
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.text(max_size=40), st.none()), min_size=1, max_size=30),
+    cut=st.integers(min_value=0, max_value=30),
+)
+def test_a_string_hashes_alike_whatever_batch_it_comes_in(values, cut):
+    """A string's hash is its own: the same in a slice, in another batch with other lengths
+    around it, and different for strings that differ only in padding-like bytes."""
+    array = pa.array(values, pa.string())
+    whole = value_hashes(array)
+    cut = min(cut, len(values))
+    parts = np.concatenate([value_hashes(array.slice(0, cut)), value_hashes(array.slice(cut))])
+    assert list(parts) == list(whole)
+    present = [v for v in values if v is not None]
+    alone = [value_hashes(pa.array([v]))[0] for v in present]
+    assert alone == list(whole)
+    distinct = {v: h for v, h in zip(present, alone, strict=True)}
+    assert len(set(distinct.values())) == len(distinct)
+
+
+def test_trailing_zero_bytes_and_lengths_are_told_apart():
+    values = pa.array(
+        ["a", "a\x00", "a\x00\x00\x00\x00\x00\x00\x00", "", "\x00"] + ["x" * 8, "x" * 9]
+    )
+    assert len(set(value_hashes(values))) == len(values)
