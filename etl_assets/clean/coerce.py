@@ -3,9 +3,11 @@
 A value that cannot be coerced rejects its record (rule `type`); a null in a column declared
 `nullable: false` whose `empty` rule does not fill or drop it rejects its record (rule `empty`,
 reason `null`).
-Empty text (blank after stripping) counts as null. Datetimes with an offset are converted to
-UTC; datetimes without one are taken as UTC; both are stored without a time zone. In strict mode only declared columns
-(and `_dm_source`, `_dm_shard`) are kept; otherwise undeclared columns pass through as text.
+In a non-string column, blank text (empty after stripping) is null; a `string` column keeps its
+text as given, blanks included (the `empty` rules decide about them, with reason `blank`), from
+every reader alike. Datetimes with an offset are converted to UTC; datetimes without one are
+taken as UTC; both are stored without a time zone. In strict mode only declared columns (and
+`_dm_source`, `_dm_shard`) are kept; otherwise undeclared columns pass through as text.
 """
 
 from __future__ import annotations
@@ -129,18 +131,19 @@ def coerce_column(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
 
 
 def _coerce_text(s: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
-    """Text to the declared type. Blank text (empty after stripping) is empty.
+    """Text to the declared type: a `string` column as given; in the others blank text (empty
+    after stripping) is null.
 
     Arrow's own casts decide a column when they can decide it the way the general parsers
     below would (`_fast_parse`); every other value goes to those parsers, so what is accepted,
     and what an accepted text means, does not depend on which path took it."""
     raw = _arrow_text(s)
+    kind = column.dataType
+    if kind == "string":
+        return _series(raw, s), np.zeros(len(s), bool)
     blank = pc.or_(pc.equal(raw, ""), pc.utf8_is_space(raw))
     text = pc.if_else(blank, pa.scalar(None, pa.string()), raw) if pc.any(blank).as_py() else raw
     empty = np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    kind = column.dataType
-    if kind == "string":
-        return _series(text, s), np.zeros(len(s), bool)
     fast = None if column.format else _fast_parse(text, kind, empty)
     if fast is not None:
         arr, bad = fast
