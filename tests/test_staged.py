@@ -60,6 +60,8 @@ def test_a_staged_table_opens_as_written_and_reads_the_parquet_parts_of_earlier_
 ):
     ints = pa.table({"a": pa.array([1, 2, 3], pa.int64()), "b": ["x", None, "z"]})
     staged = write_staged(tmp_path / "t.staged", [ints, ints.slice(0, 1)], batch_rows=2)
+    # the writer records each part's rows, so opening reads no batch
+    assert json.loads((staged.path / "rows.json").read_text()) == {"part-00000.arrow": 4}
     opened = StagedTable.open(staged.path, batch_rows=2)
     assert (opened.schema, opened.num_rows) == (staged.schema, staged.num_rows) == (ints.schema, 4)
     # written batches are gathered to batch_rows; no column asked for: rows with no columns
