@@ -152,15 +152,11 @@ class TableProfile:
 
 
 def staged_metadata(
-    staged: StagedTable, previews: bool = False, profile: TableProfile | None = None
+    staged: StagedTable, profile: TableProfile, previews: bool = False
 ) -> dict[str, object]:
-    """`restricted_metadata` of a staged table, from the `profile` fed as it was written (or
-    read batch by batch; never all of it): distinct counts are exact up to
-    `distinct.EXACT_LIMIT` values, estimated (≈, ~1%) beyond."""
-    if profile is None:
-        profile = TableProfile()
-        for batch in staged.iter_batches():
-            profile.add(batch)
+    """`restricted_metadata` of a staged table, from the `profile` fed as it was written (the
+    table is not read again): distinct counts are exact up to `distinct.EXACT_LIMIT` values,
+    estimated (≈, ~1%) beyond."""
     schema = dg.TableSchema(
         columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in staged.schema]
     )

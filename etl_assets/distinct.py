@@ -110,12 +110,12 @@ class DistinctCounter:
             values = values.dictionary_decode()
         if self._registers is None:
             seen = pc.unique(values.drop_null())
-            if self._exact is not None and pa.types.is_null(self._exact.type):
-                self._exact = None  # parts so far had the column only as nulls
-            if self._exact is not None and not pa.types.is_null(seen.type):
-                seen = pc.unique(pa.concat_arrays([self._exact, seen.cast(self._exact.type)]))
-            elif self._exact is not None:
-                seen = self._exact
+            # a part may hold the column only as nulls (Arrow's null type): it adds nothing
+            if self._exact is not None and not pa.types.is_null(self._exact.type):
+                if pa.types.is_null(seen.type):
+                    seen = self._exact
+                else:
+                    seen = pc.unique(pa.concat_arrays([self._exact, seen.cast(self._exact.type)]))
             if len(seen) <= EXACT_LIMIT:
                 self._exact = seen
                 return

@@ -204,20 +204,20 @@ class StagedWriter:
         os.chmod(self._tmp, RESTRICTED_DIR)
         self._writer: _PartWriter | None = None
         self._schemas: list[pa.Schema] = []
-        self._rows: dict[str, int] = {}  # per part, recorded in ROWS_FILE
+        self._rows: dict[str, int] = {}  # per part, in order; recorded in ROWS_FILE
+        self._part = ""
         self._schema: pa.Schema | None = None
-        self._parts = 0
         self.num_rows = 0
 
     def _open_part(self, schema: pa.Schema) -> None:
         self._close_part()
-        part = self._tmp / f"part-{self._parts:05d}{PART_SUFFIX}"
-        self._parts += 1
+        part = self._tmp / f"part-{len(self._rows):05d}{PART_SUFFIX}"
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
         self._file = os.fdopen(fd, "wb")
         self._writer = _PartWriter(self._file, schema, self.batch_rows)
         self._schema = schema
         self._schemas.append(schema)
+        self._part = part.name
         self._rows[part.name] = 0
 
     def _close_part(self) -> None:
@@ -236,7 +236,7 @@ class StagedWriter:
         assert self._writer is not None
         self._writer.write(batch)
         self.num_rows += batch.num_rows
-        self._rows[next(reversed(self._rows))] += batch.num_rows
+        self._rows[self._part] += batch.num_rows
 
     def write_all(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> StagedWriter:
         for batch in batches:

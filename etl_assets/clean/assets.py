@@ -118,7 +118,7 @@ def clean_asset(kit: StageKit, table: Table) -> dg.AssetsDefinition:
             )
         context.log.info(result.counts.log_text(table.name))
         metadata = {
-            **staged_metadata(staged, privacy.restricted_previews, profile),
+            **staged_metadata(staged, profile, privacy.restricted_previews),
             **kit.metadata(version),
             **result.counts.to_metadata(),
             "dm/quarantine_path": dg.MetadataValue.path(qpath),

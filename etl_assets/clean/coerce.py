@@ -72,20 +72,15 @@ def _series(values: pa.ChunkedArray, like: pd.Series) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(values), index=like.index, copy=False)
 
 
-def _stripped(s: pd.Series) -> pa.ChunkedArray:
-    """Values as Arrow strings with blanks as null.
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as Arrow strings, stripped, with blanks as null.
 
     Through Arrow compute, not the `.str` accessor: a Series caches its accessor, which refers
     back to it, so every `.str` call leaves a reference cycle that only a full collection frees
     (batch after batch of typed columns piled up until one ran)."""
     stripped = pc.utf8_trim_whitespace(_text_array(s))
     blank = pc.equal(stripped, "")
-    return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
-
-
-def _as_text(s: pd.Series) -> pd.Series:
-    """Values as pyarrow strings with blanks as null (see `_stripped`)."""
-    return _series(_stripped(s), s)
+    return _series(pc.if_else(blank, pa.scalar(None, pa.string()), stripped), s)
 
 
 def _is_text(s: pd.Series) -> bool:
@@ -237,7 +232,7 @@ def _from_floats(values: np.ndarray, empty: np.ndarray, kind: str) -> tuple[pa.A
 
 def _from_datetimes(parsed: pd.Series, empty: np.ndarray, kind: str) -> tuple[pa.Array, np.ndarray]:
     """UTC datetimes (NaT: missing or not parsed) as naive UTC dates or datetimes; on the
-    array, not the `.dt` accessor (see `_stripped`)."""
+    array, not the `.dt` accessor (see `_as_text`)."""
     naive = pd.DatetimeIndex(parsed).tz_localize(None)
     bad = naive.isna() & ~empty
     if kind == "date":
@@ -256,7 +251,10 @@ PLAIN_NUMBER = r"^-?[0-9]{1,300}(?:\.[0-9]{1,300})?(?:[eE][+-]?[0-9]{1,2})?$"
 
 
 def _arrow_text(text: pd.Series) -> pa.Array:
-    values = _text_array(text)
+    return _combined(_text_array(text))
+
+
+def _combined(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
@@ -315,16 +313,13 @@ def _keep(columns: dict[str, pd.Series], keep: np.ndarray) -> pd.DataFrame:
     out = {}
     for name, s in columns.items():
         if isinstance(s.dtype, pd.ArrowDtype):
-            values = pd.arrays.ArrowExtensionArray(pc.filter(_chunked(s), mask))
+            values = pd.arrays.ArrowExtensionArray(
+                pc.filter(_combined(s.array.__arrow_array__()), mask)
+            )
             out[name] = pd.Series(values, index=index, copy=False)
         else:
             out[name] = s[keep].reset_index(drop=True)
     return pd.DataFrame(out, index=index)
-
-
-def _chunked(s: pd.Series) -> pa.Array:
-    values = s.array.__arrow_array__()
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:

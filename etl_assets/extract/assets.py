@@ -126,7 +126,7 @@ def extract_asset(kit: StageKit, unit: ExtractionUnit, code_version: str) -> dg.
         return dg.Output(
             staged,
             metadata={
-                **staged_metadata(staged, privacy.restricted_previews, profile),
+                **staged_metadata(staged, profile, privacy.restricted_previews),
                 **kit.metadata(version),
                 "dm/source": entry.source,
                 "dm/connector": entry.extract.type,
