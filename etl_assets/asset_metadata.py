@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
@@ -11,6 +13,7 @@ import pyarrow as pa
 from etl_assets.distinct import DistinctCounter
 from resources.staged import StagedTable
 
+PROFILE_AHEAD = 2  # batches a profile may lag behind the writer (each held until counted)
 PREVIEW_ROWS = 5
 PREVIEW_CELL = 40
 
@@ -134,10 +137,24 @@ class TableProfile:
             self._rows[name] = self._rows.get(name, 0) + len(values)
 
     def watch(self, batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator:
-        """`batches` unchanged, each added on its way through."""
-        for batch in batches:
-            self.add(batch)
-            yield batch
+        """`batches` unchanged, each added on its way through: in a worker thread, while the
+        caller writes it (the counting is Arrow and numpy work that lets go of the GIL, and a
+        step otherwise keeps one of the cores idle). At most `PROFILE_AHEAD` batches are
+        waiting to be counted; the profile is complete when the iteration is, and an error
+        in counting is raised there."""
+        pending: deque[Future] = deque()
+        with ThreadPoolExecutor(1, thread_name_prefix="dm-profile") as worker:
+            try:
+                for batch in batches:
+                    pending.append(worker.submit(self.add, batch))
+                    while len(pending) > PROFILE_AHEAD:
+                        pending.popleft().result()
+                    yield batch
+                while pending:
+                    pending.popleft().result()
+            finally:
+                for future in pending:  # the caller stopped early: nothing more is counted
+                    future.cancel()
 
     def markdown(self, schema: pa.Schema, n: int) -> dg.MetadataValue:
         lines = ["| column | type | null | distinct |", "|---|---|---|---|"]

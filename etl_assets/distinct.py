@@ -12,13 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numpy.lib.stride_tricks import as_strided
 
 EXACT_LIMIT = 65_536
 P = 14  # register index bits
 M = 1 << P
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # spreads the length over the seed
-_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+# the low n bytes of a word, for n = 0..8
+_TAIL = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
+# a register's rank comes from 32 more bits of the hash: it saturates at 33, which 2^14
+# registers reach at about 2^46 distinct values
+RANK_BITS = 32
+_RANK_MASK = (1 << RANK_BITS) - 1
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -34,7 +38,7 @@ def _mix(h: np.ndarray) -> np.ndarray:
 def _string_hashes(values: pa.Array) -> np.ndarray:
     """A 64-bit hash per (non-null) string: its length, then each 8-byte word of it (the last
     one zero-padded) folded in with `_mix`. A string's hash depends on its bytes alone, not on
-    the batch it comes in; a batch costs one gather of 8 bytes per word per string."""
+    the batch it comes in; a batch costs one take of 8 bytes per word per string."""
     values = values.cast(pa.large_string()) if not pa.types.is_large_string(values.type) else values
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[
         values.offset : values.offset + len(values) + 1
@@ -45,7 +49,8 @@ def _string_hashes(values: pa.Array) -> np.ndarray:
     lengths = np.diff(offsets)
     padded = np.zeros(end - start + 8, dtype=np.uint8)  # every word can read 8 bytes
     padded[: end - start] = raw[start:end]
-    words = as_strided(padded, shape=(end - start + 1, 8), strides=(1, 1))
+    # the 8 bytes from each byte offset as one (unaligned) little-endian word
+    words = np.ndarray(shape=(end - start + 1,), dtype="<u8", buffer=padded, strides=(1,))
     starts = offsets[:-1] - start
     h = _mix(lengths.astype(np.uint64) * _GOLDEN)
     count = (lengths + 7) // 8
@@ -53,11 +58,9 @@ def _string_hashes(values: pa.Array) -> np.ndarray:
         live = count > k
         idx = None if live.all() else np.flatnonzero(live)
         at = starts if idx is None else starts[idx]
-        word = np.ascontiguousarray(words[at + 8 * k]).view(np.uint64).ravel()
+        word = np.take(words, at + 8 * k).astype(np.uint64, copy=False)
         left = (lengths if idx is None else lengths[idx]) - 8 * k
-        short = left < 8
-        if short.any():  # the bytes past the string's end are not its own
-            word[short] &= (np.uint64(1) << (left[short] * 8).astype(np.uint64)) - np.uint64(1)
+        word &= _TAIL[np.minimum(left, 8)]  # the bytes past the string's end are not its own
         if idx is None:
             h = _mix(h ^ word)
         else:
@@ -109,7 +112,8 @@ class DistinctCounter:
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         if self._registers is None:
-            seen = pc.unique(values.drop_null())
+            seen = pc.unique(values)  # then without null: no copy of the batch without its nulls
+            seen = seen.drop_null() if seen.null_count else seen
             # a part may hold the column only as nulls (Arrow's null type): it adds nothing
             if self._exact is not None and not pa.types.is_null(self._exact.type):
                 if pa.types.is_null(seen.type):
@@ -129,17 +133,12 @@ class DistinctCounter:
         h = value_hashes(values)
         if not len(h):
             return
-        index = (h >> np.uint64(64 - P)).astype(np.int64)
-        rest = (h << np.uint64(P)) & _MASK
-        # rank: leading zeros of the remaining bits, plus one (exact: 32-bit halves in floats)
-        hi = (rest >> np.uint64(32)).astype(np.float64)
-        lo = (rest & np.uint64(0xFFFFFFFF)).astype(np.float64)
-        with np.errstate(divide="ignore"):
-            zeros = np.where(
-                hi > 0, 31 - np.floor(np.log2(hi)), 63 - np.floor(np.log2(np.maximum(lo, 1)))
-            )
-        zeros = np.where(rest == 0, 64 - P, np.minimum(zeros, 64 - P))
-        rank = (zeros + 1).astype(np.uint8)
+        index = (h >> np.uint64(64 - P)).astype(np.intp)
+        # rank: leading zeros of the next RANK_BITS bits, plus one. A float64 holds a 32-bit
+        # integer exactly, and frexp's exponent is its bit length (0 for 0).
+        word = ((h >> np.uint64(64 - P - RANK_BITS)) & np.uint64(_RANK_MASK)).astype(np.float64)
+        _, length = np.frexp(word)
+        rank = (RANK_BITS + 1 - length).astype(np.uint8)
         np.maximum.at(self._registers, index, rank)
 
     def count(self) -> int:
