@@ -11,10 +11,10 @@ import io
 import json
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from etl_assets.publish.sink import PublishReport, PublishRequest
 from resources.s3 import checked_client, s3_resource_for
+from resources.stores import write_table
 
 MANIFEST = "_manifest.json"
 
@@ -39,7 +39,7 @@ class S3Sink:
                 df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
             )
             buf = io.BytesIO()
-            pq.write_table(table, buf, compression="zstd")
+            write_table(buf, table)
             key = f"{base}{name}.parquet"
             client.put_object(Bucket=sink.bucket, Key=key, Body=buf.getvalue())
             report.rows[name] = report.inserted[name] = table.num_rows
