@@ -12,6 +12,10 @@ rows (12 text columns) against the Parquet parts used before (LZ4, no dictionari
 statistics): written in 0.38 s against 0.91 s, read in 0.09 s against 0.36 s, one column of it
 in 0.016 s against 0.037 s, for 148 MB against 77 MB of disk. Parquet parts an earlier version
 wrote are still read.
+
+A writer compresses and writes on its own thread, behind the caller (at most `WRITE_AHEAD`
+batches wait for it): Arrow lets go of the GIL there, so a step's next batch is computed on the
+other core. An error on that thread is raised by the caller's next `write` or by `close`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import json
 import os
 import secrets
 import shutil
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +41,11 @@ DEFAULT_BATCH_ROWS = 131_072  # DM_BATCH_ROWS: rows per record batch between and
 STAGED_SUFFIX = ".staged"
 STAGED_COMPRESSION = "lz4"
 PART_SUFFIX = ".arrow"
+WRITE_AHEAD = 2  # batches a writer holds for its thread (each until written)
 # each part's row count, so opening a table reads no batch (10M rows: ~0.15 s a time)
 ROWS_FILE = "rows.json"
+# a table that is another one seen through some of its columns (`StagedWriter.link`): its schema
+SCHEMA_FILE = "schema.arrow"
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -75,6 +84,8 @@ class StagedTable:
         schema = (
             pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
         )
+        if (path / SCHEMA_FILE).is_file():
+            schema = ipc.read_schema(pa.py_buffer((path / SCHEMA_FILE).read_bytes()))
         return cls(path, schema, rows, batch_rows)
 
     @staticmethod
@@ -208,17 +219,34 @@ class StagedWriter:
         self._part = ""
         self._schema: pa.Schema | None = None
         self.num_rows = 0
+        # the file work (gathering, compression, writes) runs behind the caller, in order
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="dm-staged")
+        self._pending: deque[Future] = deque()
 
-    def _open_part(self, schema: pa.Schema) -> None:
-        self._close_part()
+    def _behind(self, work, *args) -> None:
+        """Run `work` on the writer thread; at most `WRITE_AHEAD` calls wait, and the first
+        error of one is raised here (or by `close`)."""
+        self._pending.append(self._worker.submit(work, *args))
+        while len(self._pending) > WRITE_AHEAD or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _new_part(self, schema: pa.Schema) -> None:
         part = self._tmp / f"part-{len(self._rows):05d}{PART_SUFFIX}"
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
-        self._file = os.fdopen(fd, "wb")
-        self._writer = _PartWriter(self._file, schema, self.batch_rows)
         self._schema = schema
         self._schemas.append(schema)
         self._part = part.name
         self._rows[part.name] = 0
+        self._behind(self._open_part, part, schema)
+
+    def _open_part(self, part: Path, schema: pa.Schema) -> None:
+        self._close_part()
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
+        self._file = os.fdopen(fd, "wb")
+        self._writer = _PartWriter(self._file, schema, self.batch_rows)
 
     def _close_part(self) -> None:
         if self._writer is not None:
@@ -228,13 +256,17 @@ class StagedWriter:
             self._file.close()
             self._writer = None
 
-    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        if batch.num_rows == 0 and self._writer is not None:
-            return
-        if self._schema is None or not batch.schema.equals(self._schema):
-            self._open_part(batch.schema)
+    def _write_part(self, batch: pa.RecordBatch | pa.Table) -> None:
         assert self._writer is not None
         self._writer.write(batch)
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Hand `batch` over (Arrow data is immutable: the writer thread reads it as is)."""
+        if batch.num_rows == 0 and self._schema is not None:
+            return
+        if self._schema is None or not batch.schema.equals(self._schema):
+            self._new_part(batch.schema)
+        self._behind(self._write_part, batch)
         self.num_rows += batch.num_rows
         self._rows[self._part] += batch.num_rows
 
@@ -245,9 +277,11 @@ class StagedWriter:
 
     def close(self, schema: pa.Schema | None = None) -> StagedTable:
         """Publish the table; with no batch written, an empty one with `schema`."""
-        if self._writer is None:
-            self._open_part(schema if schema is not None else pa.schema([]))
-        self._close_part()
+        if self._schema is None:
+            self._new_part(schema if schema is not None else pa.schema([]))
+        self._behind(self._close_part)
+        self._drain()
+        self._worker.shutdown()
         fd = os.open(self._tmp / ROWS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
         with os.fdopen(fd, "w") as fh:
             json.dump(self._rows, fh)
@@ -261,8 +295,43 @@ class StagedWriter:
         schema = pa.unify_schemas(self._schemas, promote_options="permissive")
         return StagedTable(self.path, schema, self.num_rows, self.batch_rows)
 
+    def link(self, source: StagedTable, schema: pa.Schema) -> StagedTable:
+        """Publish `source` as this table, seen through `schema` (some of its columns, as they
+        are): its parts are hard links (copies where the file system has none), so nothing is
+        read, decoded or written again. The columns left out stay in the files, which are step
+        storage as the source's are; a reader gets only `schema`'s."""
+        missing = [f.name for f in schema if f.name not in source.schema.names]
+        if missing or self._schema is not None:
+            raise ValueError(f"cannot link {source.path.name}: columns {missing} or rows written")
+        rows = {}
+        for part in source._parts_of(source.path):
+            try:
+                os.link(part, self._tmp / part.name)
+            except OSError:
+                shutil.copyfile(part, self._tmp / part.name)
+                os.chmod(self._tmp / part.name, RESTRICTED_FILE)
+        counted = source.path / ROWS_FILE
+        if counted.is_file():
+            rows = json.loads(counted.read_text())
+        self._rows = rows
+        self._schemas = [schema]
+        self._schema = schema
+        self.num_rows = source.num_rows
+        fd = os.open(self._tmp / SCHEMA_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(schema.serialize())
+        linked = self.close()
+        return StagedTable(linked.path, schema, linked.num_rows, linked.batch_rows)
+
     def abort(self) -> None:
-        self._close_part()
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._worker.shutdown(wait=True)  # what was running ends before its files go
+        try:
+            self._close_part()
+        except Exception:  # noqa: BLE001 - the table is being thrown away; the first error stands
+            pass
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> StagedWriter:

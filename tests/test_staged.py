@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import resources.staged as staged_module
 from etl_assets.anonymize.batches import anonymize_staged, batch_local
 from etl_assets.anonymize.operations import PseudonymMemo, pseudonymize
 from etl_assets.anonymize.table import anonymize_for_module, drop_orphans
@@ -93,6 +94,33 @@ def test_rewriting_a_staged_table_replaces_it_and_a_failed_write_leaves_the_old_
     assert [p.name for p in tmp_path.iterdir()] == ["t.staged"]
     empty = write_staged(tmp_path / "e.staged", [], empty_schema=pa.schema([("a", pa.int64())]))
     assert (empty.num_rows, empty.columns) == (0, ["a"])
+
+
+def test_a_write_that_fails_on_the_writer_thread_fails_the_write_and_leaves_nothing(
+    tmp_path, monkeypatch
+):
+    """Parts are written behind the caller: an error there (a full disk) is raised to the
+    caller, by a later `write` or by `close`, and the half-written table is removed."""
+    path = tmp_path / "t.staged"
+    write_staged(path, [pa.table({"a": [1]})])
+    real = staged_module._PartWriter.write
+    seen = []
+
+    def disk_full(self, batch):
+        seen.append(batch.num_rows)
+        if len(seen) == 3:
+            raise OSError(28, "No space left on device")
+        real(self, batch)
+
+    monkeypatch.setattr(staged_module._PartWriter, "write", disk_full)
+    batches = [pa.table({"a": list(range(i, i + 10))}) for i in range(0, 100, 10)]
+    with pytest.raises(OSError, match="No space left"):
+        write_staged(path, batches, batch_rows=10)
+    assert StagedTable.open(path).read().column("a").to_pylist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.staged"]
+    monkeypatch.setattr(staged_module._PartWriter, "write", real)
+    again = write_staged(path, batches, batch_rows=10)  # and the writer order is kept
+    assert again.read().column("a").to_pylist() == list(range(100))
 
 
 def _orders_csv(tmp_path, rows: int) -> CollectionEntry:
@@ -355,6 +383,21 @@ def test_a_table_with_nothing_to_anonymize_passes_through_as_the_whole_table_pat
     assert out.staged.columns == [c.name for c in wards.columns]
     pd.testing.assert_frame_equal(out.staged.to_pandas(), whole)
     assert out.rows_in == 20 and out.staged.num_rows == 20 and out.quarantine.empty
+    # linked, not copied; opened again it is the same table, and rewriting (or removing) the
+    # clean table afterwards leaves it as it was
+    reopened = StagedTable.open(out.staged.path, batch_rows=7)
+    assert reopened.schema.equals(out.staged.schema, check_metadata=True)
+    pd.testing.assert_frame_equal(reopened.to_pandas(), whole)
+    [part] = [p for p in out.staged.path.iterdir() if p.name.startswith("part-")]
+    assert part.stat().st_ino == (staged.path / part.name).stat().st_ino
+    assert stat.S_IMODE(part.stat().st_mode) == 0o600
+    write_staged(staged.path, [pa.Table.from_pandas(clean.iloc[:3])])
+    StagedTable.remove(staged.path)
+    pd.testing.assert_frame_equal(StagedTable.open(out.staged.path).to_pandas(), whole)
+    assert all(len(b) <= 7 for b in reopened.iter_batches())
+    with pytest.raises(ValueError, match="cannot link"), StagedWriter(tmp_path / "bad") as bad:
+        bad.link(reopened, pa.schema([("nope", pa.string())]))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bad")]
 
 
 def test_the_profile_fed_while_writing_equals_the_profile_read_back(tmp_path):
@@ -375,3 +418,20 @@ def test_the_profile_fed_while_writing_equals_the_profile_read_back(tmp_path):
     rows = {line.split(" | ")[0].strip("| "): line for line in fed.splitlines()[2:]}
     assert rows[RAW_COLUMN].endswith("| 100.0% | 0.0% |")  # one value in 70,005 rows
     assert "| ≈" in rows["k"] and rows["t"].endswith("| 0.0% | 0.0% |")
+
+
+def test_a_profile_that_cannot_count_a_batch_fails_the_iteration(monkeypatch):
+    """The profile counts on its own thread: what goes wrong there is raised where the batches
+    are iterated, not lost; a consumer that stops early leaves nothing running."""
+    profile = TableProfile()
+    batches = [pa.table({"k": [i]}) for i in range(10)]
+
+    def broken(self, values):
+        raise ValueError("cannot count")
+
+    monkeypatch.setattr("etl_assets.distinct.DistinctCounter.add", broken)
+    with pytest.raises(ValueError, match="cannot count"):
+        list(profile.watch(batches))
+    stopped = profile.watch(batches)
+    assert next(stopped).num_rows == 1
+    stopped.close()  # the generator's worker is shut down with it

@@ -105,14 +105,12 @@ def anonymize_staged(
 
 
 def _passed_through(clean: StagedTable, table: Table, writer: StagedWriter) -> BatchedOutput:
-    """A table with nothing to anonymize and no parent to check: its published columns copied
-    batch by batch in Arrow (no pandas round trip; 10M order rows: 7.5 s before)."""
+    """A table with nothing to anonymize and no parent to check: the clean table seen through
+    its published columns, linked, not copied (10M order rows: 7.5 s through pandas, 1.4 s
+    copied batch by batch in Arrow, milliseconds linked)."""
     columns = [c for c in clean.columns if not c.startswith("_dm_")]
-    schema = _without_bookkeeping(clean.schema, columns)
-    for batch in clean.iter_batches(columns):
-        writer.write(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
     return BatchedOutput(
-        staged=writer.close(schema),
+        staged=writer.link(clean, _without_bookkeeping(clean.schema, columns)),
         rows_in=clean.num_rows,
         orphans=concat_quarantine([]),
         quarantine=concat_quarantine([]),
