@@ -6,6 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,6 +82,38 @@ def test_uncoercible_values_reject_their_record_once_with_the_first_reason():
     assert set(r.quarantine["rule"]) == {"type", "empty"}
     assert (r.quarantine["source"] == "src").all()
     assert r.counts["rows_in"] == 5 and r.counts["rows_typed"] == 0
+
+
+def test_columns_typed_side_by_side_give_what_one_after_the_other_gives(monkeypatch):
+    """A large batch's columns are typed on several threads: the records, the quarantine (in
+    column order) and the counts are those of typing them in turn; an error in one column's
+    typing is raised as it would be."""
+    n = 600
+    df = frame(
+        id=[str(i) if i % 7 else "x" for i in range(n)],
+        w=["heavy" if i % 11 == 0 else f"{i / 3}" for i in range(n)],
+        ok=["maybe" if i % 13 == 0 else "yes" for i in range(n)],
+        d=["2020-13-01" if i % 17 == 0 else "2020-01-02" for i in range(n)],
+        ts=["later" if i % 19 == 0 else "2020-01-02 03:04:05" for i in range(n)],
+        s=[f"s{i}" for i in range(n)],
+    ).astype(pd.ArrowDtype(pa.string()))
+    monkeypatch.setattr(coerce, "PARALLEL_ROWS", 10**9)
+    serial = enforce_schema(df, TABLE, "1.0.0")
+    monkeypatch.setattr(coerce, "PARALLEL_ROWS", 0)
+    parallel = enforce_schema(df, TABLE, "1.0.0")
+    pd.testing.assert_frame_equal(parallel.data, serial.data)
+    pd.testing.assert_frame_equal(parallel.quarantine, serial.quarantine)
+    assert parallel.counts == serial.counts and 0 < len(serial.data) < n
+    real = coerce.coerce_column
+
+    def broken(s, column):
+        if column.name == "d":
+            raise RuntimeError("typing failed")
+        return real(s, column)
+
+    monkeypatch.setattr(coerce, "coerce_column", broken)
+    with pytest.raises(RuntimeError, match="typing failed"):
+        enforce_schema(df, TABLE, "1.0.0")
 
 
 def test_strict_mode_drops_undeclared_columns_and_lax_mode_keeps_them():

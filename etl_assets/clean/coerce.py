@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,8 @@ from etl_assets.quarantine import (
     concat_quarantine,
     quarantine_rows,
 )
+
+PARALLEL_ROWS = 10_000  # below this, a batch's columns are typed one after the other
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -322,6 +327,32 @@ def _keep(columns: dict[str, pd.Series], keep: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(out, index=index)
 
 
+TYPING_THREADS = min(4, os.cpu_count() or 1)
+
+
+@cache
+def _typing_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(TYPING_THREADS, thread_name_prefix="dm-typing")
+
+
+def _type_columns(df: pd.DataFrame, columns: list[Column]) -> dict[str, Future]:
+    """`coerce_column` of each of `columns` that `df` has, started on the typing threads. The
+    Series are taken here: a DataFrame's item cache is not for several threads."""
+    present = [(c, df[c.name]) for c in columns if c.name in df.columns]
+    if len(present) < 2 or len(df) < PARALLEL_ROWS:
+        return {c.name: _done(coerce_column, s, c) for c, s in present}
+    return {c.name: _typing_pool().submit(coerce_column, s, c) for c, s in present}
+
+
+def _done(work, *args) -> Future:
+    future: Future = Future()
+    try:
+        future.set_result(work(*args))
+    except BaseException as exc:  # raised where the result is taken, as from a thread
+        future.set_exception(exc)
+    return future
+
+
 def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:
     """Coerce `df` (extracted records) to the table's declared types; quarantine what fails."""
     df = df.reset_index(drop=True)
@@ -333,9 +364,12 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
     rejected, ragged = _ragged(df, table, version)
     parts: list[pd.DataFrame] = [ragged]
     counts: dict[str, int] = {"rejected_ragged_row": int(rejected.sum())} if rejected.any() else {}
+    # the columns are typed side by side (Arrow's casts let go of the GIL); what each one
+    # rejects is then taken in column order, as before
+    typings = _type_columns(df, table.columns)
     for column in table.columns:
-        if column.name in df.columns:
-            typed, bad = coerce_column(df[column.name], column)
+        if column.name in typings:
+            typed, bad = typings.pop(column.name).result()
         else:
             typed = pd.Series(pd.NA, index=df.index, dtype=arrow_dtype(column.dataType))
             bad = np.zeros(len(df), dtype=bool)
