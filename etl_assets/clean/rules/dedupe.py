@@ -43,6 +43,7 @@ def _narrow(ws: WorkingSet, columns: list[str], positions: np.ndarray) -> np.nda
         if len(positions) < 2:
             return positions[:0]
         if len(positions) <= FETCH_SHARE * len(ws.alive):
+            ws.stored.remember(positions)  # the rest of dedupe and its quarantine read these
             values = ws.values_at(columns[i:], positions)
             return positions[candidates(values, np.arange(len(positions)))]
         positions = candidates([ws.column(column)], positions)

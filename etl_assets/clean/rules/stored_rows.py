@@ -12,7 +12,7 @@ record as typed, so the quarantine shows every record as received, as the whole-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ class StoredRows:
     staged: StagedTable
     originals: pa.Table | None = None
     """the typed records changed by a record-local rule, with their position in `POSITION`"""
+    remembered: tuple[np.ndarray, pa.Table] | None = field(default=None, repr=False)
+    """every column of the records at some sorted positions (`remember`): what later asks
+    for some of them is answered without a pass over the staged table"""
 
     @property
     def columns(self) -> list[str]:
@@ -37,10 +40,24 @@ class StoredRows:
         """One column of every record, with its values after the record-local rules."""
         return self.staged.read([name]).column(name)
 
+    def remember(self, positions: np.ndarray) -> None:
+        """Fetch every column of the records at `positions` once and keep them: dedupe's last
+        candidates, whose values it compares and whose records the quarantine then shows
+        (one pass over the staged table instead of three)."""
+        wanted = np.unique(np.asarray(positions, dtype=np.int64))
+        self.remembered = None
+        self.remembered = (wanted, self.at(wanted))
+
     def at(self, positions: np.ndarray, columns: list[str] | None = None) -> pa.Table:
-        """The records at `positions` (in that order), current values, in one pass."""
+        """The records at `positions` (in that order), current values, in one pass (none when
+        they are all remembered)."""
         columns = self.columns if columns is None else columns
         positions = np.asarray(positions, dtype=np.int64)
+        if self.remembered is not None and len(self.remembered[0]):
+            known, rows = self.remembered
+            where = np.minimum(np.searchsorted(known, positions), len(known) - 1)
+            if np.array_equal(known[where], positions):
+                return rows.select(columns).take(pa.array(where))
         order = np.argsort(positions, kind="stable")
         wanted = positions[order]
         parts, start = [], 0
