@@ -112,7 +112,7 @@ class StagedTable:
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
         size = batch_rows or self.batch_rows
-        trim_memory()  # what the step freed before it asked for batches
+        trim_memory(force=True)  # what the step freed before it asked for batches
         for part in self._parts_of(self.path):
             for batch in _part_batches(part, schema.names, size):
                 yield conform(batch, schema)

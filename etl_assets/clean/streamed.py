@@ -167,7 +167,7 @@ def _compact(stored: StagedTable, table: Table) -> pd.DataFrame:
         else:
             values = stored.read([name]).column(name)
         columns[name] = pd.Series(pd.arrays.ArrowExtensionArray(values), copy=False)
-        trim_memory()
+        trim_memory(force=True)
     return pd.DataFrame(columns, copy=False)
 
 
@@ -218,7 +218,7 @@ def clean_streamed(
         scratch.abort()
         rejects.abort()
         raise
-    trim_memory()  # the batches' leftovers, before the compact columns are read
+    trim_memory(force=True)  # the batches' leftovers, before the compact columns are read
     try:
         compact = _compact(first.stored, table)
         ws = WorkingSet(
@@ -234,7 +234,7 @@ def clean_streamed(
         for key, n in first.rule_counts.items():
             ws.count(key, n)
         key_map = apply_table_rules(ws, parents, parent_key_maps)
-        trim_memory()
+        trim_memory(force=True)
         rejects.write(quarantine_arrow(ws.quarantine()))
         rejected = rejects.close(QUARANTINE_SCHEMA)
     except BaseException:
