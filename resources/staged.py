@@ -42,6 +42,7 @@ STAGED_SUFFIX = ".staged"
 STAGED_COMPRESSION = "lz4"
 PART_SUFFIX = ".arrow"
 WRITE_AHEAD = 2  # batches a writer holds for its thread (each until written)
+READ_AHEAD = 2  # batches a reader reads before they are asked for
 # each part's row count, so opening a table reads no batch (10M rows: ~0.15 s a time)
 ROWS_FILE = "rows.json"
 # a table that is another one seen through some of its columns (`StagedWriter.link`): its schema
@@ -113,11 +114,15 @@ class StagedTable:
             schema = pa.schema([schema.field(c) for c in columns])
         size = batch_rows or self.batch_rows
         trim_memory(force=True)  # what the step freed before it asked for batches
+        for batch in _read_ahead(self._conformed(schema, size)):
+            yield batch
+            del batch
+            trim_memory()  # what the consumer freed with its last batch
+
+    def _conformed(self, schema: pa.Schema, size: int) -> Iterator[pa.RecordBatch]:
         for part in self._parts_of(self.path):
             for batch in _part_batches(part, schema.names, size):
                 yield conform(batch, schema)
-                del batch
-                trim_memory()  # what the consumer freed with its last batch
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The whole table (or some of its columns) in memory: for compact columns."""
@@ -128,6 +133,27 @@ class StagedTable:
 
     def to_pandas(self) -> pd.DataFrame:
         return self.read().to_pandas(types_mapper=pd.ArrowDtype)
+
+
+_END = object()
+
+
+def _read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """`batches`, read on a thread up to `READ_AHEAD` batches before the consumer asks (the
+    reading and decompression let go of the GIL, so they overlap the consumer's work). A
+    consumer that stops early stops the reading; an error in it is raised here."""
+    with ThreadPoolExecutor(1, thread_name_prefix="dm-read") as reader:
+        pending = deque(reader.submit(next, batches, _END) for _ in range(READ_AHEAD))
+        try:
+            while (batch := pending.popleft().result()) is not _END:
+                pending.append(reader.submit(next, batches, _END))
+                yield batch
+                del batch
+        finally:
+            for future in pending:
+                future.cancel()
+            reader.shutdown(wait=True)
+            batches.close()  # its open part file, now that no thread is reading it
 
 
 def _part_summary(part: Path, rows: int | None = None) -> tuple[pa.Schema, int]:

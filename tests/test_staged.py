@@ -123,6 +123,33 @@ def test_a_write_that_fails_on_the_writer_thread_fails_the_write_and_leaves_noth
     assert again.read().column("a").to_pylist() == list(range(100))
 
 
+def test_batches_are_read_ahead_on_a_thread_that_stops_with_the_consumer(tmp_path, monkeypatch):
+    """A staged table is read a few batches before they are asked for: in order, all of them;
+    a consumer that stops early leaves no reading thread behind; a read that fails fails the
+    iteration."""
+    import threading
+
+    table = pa.table({"a": list(range(100))})
+    staged = StagedTable.open(write_staged(tmp_path / "t.staged", [table]).path, batch_rows=10)
+    assert [b.column(0).to_pylist() for b in staged.iter_batches()] == [
+        list(range(i, i + 10)) for i in range(0, 100, 10)
+    ]
+    batches = staged.iter_batches()
+    assert next(batches).num_rows == 10
+    batches.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("dm-read")]
+    real = staged_module._part_batches
+
+    def failing(part, columns, size):
+        batches = real(part, columns, size)
+        yield next(batches)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(staged_module, "_part_batches", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        list(staged.iter_batches())
+
+
 def _orders_csv(tmp_path, rows: int) -> CollectionEntry:
     lines = ["id,amount,when"]
     for i in range(rows):
