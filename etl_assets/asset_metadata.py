@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
 from etl_assets.distinct import DistinctCounter
+from resources.behind import Behind
 from resources.staged import StagedTable
 
 PROFILE_AHEAD = 2  # batches a profile may lag behind the writer (each held until counted)
@@ -142,19 +141,14 @@ class TableProfile:
         step otherwise keeps one of the cores idle). At most `PROFILE_AHEAD` batches are
         waiting to be counted; the profile is complete when the iteration is, and an error
         in counting is raised there."""
-        pending: deque[Future] = deque()
-        with ThreadPoolExecutor(1, thread_name_prefix="dm-profile") as worker:
-            try:
-                for batch in batches:
-                    pending.append(worker.submit(self.add, batch))
-                    while len(pending) > PROFILE_AHEAD:
-                        pending.popleft().result()
-                    yield batch
-                while pending:
-                    pending.popleft().result()
-            finally:
-                for future in pending:  # the caller stopped early: nothing more is counted
-                    future.cancel()
+        counting = Behind("dm-profile", PROFILE_AHEAD)
+        try:
+            for batch in batches:
+                counting.submit(self.add, batch)
+                yield batch
+            counting.drain()
+        finally:
+            counting.close()  # the caller stopped early: nothing more is counted
 
     def markdown(self, schema: pa.Schema, n: int) -> dg.MetadataValue:
         lines = ["| column | type | null | distinct |", "|---|---|---|---|"]

@@ -26,7 +26,7 @@ import secrets
 import shutil
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from resources.behind import Behind
 from resources.memory import trim_memory
 from resources.stores import RESTRICTED_DIR, RESTRICTED_FILE, make_dirs, parquet_reader
 
@@ -246,19 +247,7 @@ class StagedWriter:
         self._schema: pa.Schema | None = None
         self.num_rows = 0
         # the file work (gathering, compression, writes) runs behind the caller, in order
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="dm-staged")
-        self._pending: deque[Future] = deque()
-
-    def _behind(self, work, *args) -> None:
-        """Run `work` on the writer thread; at most `WRITE_AHEAD` calls wait, and the first
-        error of one is raised here (or by `close`)."""
-        self._pending.append(self._worker.submit(work, *args))
-        while len(self._pending) > WRITE_AHEAD or (self._pending and self._pending[0].done()):
-            self._pending.popleft().result()
-
-    def _drain(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
+        self._behind = Behind("dm-staged", WRITE_AHEAD)
 
     def _new_part(self, schema: pa.Schema) -> None:
         part = self._tmp / f"part-{len(self._rows):05d}{PART_SUFFIX}"
@@ -266,7 +255,7 @@ class StagedWriter:
         self._schemas.append(schema)
         self._part = part.name
         self._rows[part.name] = 0
-        self._behind(self._open_part, part, schema)
+        self._behind.submit(self._open_part, part, schema)
 
     def _open_part(self, part: Path, schema: pa.Schema) -> None:
         self._close_part()
@@ -292,7 +281,7 @@ class StagedWriter:
             return
         if self._schema is None or not batch.schema.equals(self._schema):
             self._new_part(batch.schema)
-        self._behind(self._write_part, batch)
+        self._behind.submit(self._write_part, batch)
         self.num_rows += batch.num_rows
         self._rows[self._part] += batch.num_rows
 
@@ -305,9 +294,9 @@ class StagedWriter:
         """Publish the table; with no batch written, an empty one with `schema`."""
         if self._schema is None:
             self._new_part(schema if schema is not None else pa.schema([]))
-        self._behind(self._close_part)
-        self._drain()
-        self._worker.shutdown()
+        self._behind.submit(self._close_part)
+        self._behind.drain()
+        self._behind.close()
         fd = os.open(self._tmp / ROWS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, RESTRICTED_FILE)
         with os.fdopen(fd, "w") as fh:
             json.dump(self._rows, fh)
@@ -329,7 +318,6 @@ class StagedWriter:
         missing = [f.name for f in schema if f.name not in source.schema.names]
         if missing or self._schema is not None:
             raise ValueError(f"cannot link {source.path.name}: columns {missing} or rows written")
-        rows = {}
         for part in source._parts_of(source.path):
             try:
                 os.link(part, self._tmp / part.name)
@@ -337,9 +325,7 @@ class StagedWriter:
                 shutil.copyfile(part, self._tmp / part.name)
                 os.chmod(self._tmp / part.name, RESTRICTED_FILE)
         counted = source.path / ROWS_FILE
-        if counted.is_file():
-            rows = json.loads(counted.read_text())
-        self._rows = rows
+        self._rows = json.loads(counted.read_text()) if counted.is_file() else {}
         self._schemas = [schema]
         self._schema = schema
         self.num_rows = source.num_rows
@@ -350,10 +336,7 @@ class StagedWriter:
         return StagedTable(linked.path, schema, linked.num_rows, linked.batch_rows)
 
     def abort(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
-        self._worker.shutdown(wait=True)  # what was running ends before its files go
+        self._behind.close()  # what was running ends before its files go
         try:
             self._close_part()
         except Exception:  # noqa: BLE001 - the table is being thrown away; the first error stands
