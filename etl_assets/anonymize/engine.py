@@ -120,9 +120,8 @@ def anonymize_table(
     suppressed_mask = np.zeros(n, dtype=bool)
     if spec.privacy_models or any(spec.column(q).generalization is not None for q in qis):
         suppressed_mask = _generalize(out, spec, result, lines)
-        trim_memory(
-            force=True
-        )  # the search's hierarchies, codes and class tables, freed, given back
+        # the search's hierarchies, codes and class tables, freed, given back
+        trim_memory(force=True)
     _permute(out, spec, rng, lines)
     # Record suppression.
     n_supp = int(suppressed_mask.sum())

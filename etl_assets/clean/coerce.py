@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -335,22 +335,17 @@ def _typing_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(TYPING_THREADS, thread_name_prefix="dm-typing")
 
 
-def _type_columns(df: pd.DataFrame, columns: list[Column]) -> dict[str, Future]:
-    """`coerce_column` of each of `columns` that `df` has, started on the typing threads. The
+def _type_columns(
+    df: pd.DataFrame, columns: list[Column]
+) -> dict[str, tuple[pd.Series, np.ndarray]]:
+    """`coerce_column` of each of `columns` that `df` has: on the typing threads when the
+    batch is large enough (an error is raised for the first failing column in order). The
     Series are taken here: a DataFrame's item cache is not for several threads."""
     present = [(c, df[c.name]) for c in columns if c.name in df.columns]
-    if len(present) < 2 or len(df) < PARALLEL_ROWS:
-        return {c.name: _done(coerce_column, s, c) for c, s in present}
-    return {c.name: _typing_pool().submit(coerce_column, s, c) for c, s in present}
-
-
-def _done(work, *args) -> Future:
-    future: Future = Future()
-    try:
-        future.set_result(work(*args))
-    except BaseException as exc:  # raised where the result is taken, as from a thread
-        future.set_exception(exc)
-    return future
+    parallel = len(present) >= 2 and len(df) >= PARALLEL_ROWS
+    run = _typing_pool().map if parallel else map
+    typed = run(lambda pair: coerce_column(pair[1], pair[0]), present)
+    return {c.name: result for (c, _), result in zip(present, typed, strict=True)}
 
 
 def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult:
@@ -369,7 +364,7 @@ def enforce_schema(df: pd.DataFrame, table: Table, version: str) -> TypingResult
     typings = _type_columns(df, table.columns)
     for column in table.columns:
         if column.name in typings:
-            typed, bad = typings.pop(column.name).result()
+            typed, bad = typings.pop(column.name)
         else:
             typed = pd.Series(pd.NA, index=df.index, dtype=arrow_dtype(column.dataType))
             bad = np.zeros(len(df), dtype=bool)

@@ -45,7 +45,7 @@ class StoredRows:
         candidates, whose values it compares and whose records the quarantine then shows
         (one pass over the staged table instead of three)."""
         wanted = np.unique(np.asarray(positions, dtype=np.int64))
-        self.remembered = None
+        self.remembered = None  # the fetch reads the staged table, not what was kept before
         self.remembered = (wanted, self.at(wanted))
 
     def at(self, positions: np.ndarray, columns: list[str] | None = None) -> pa.Table:
