@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 
 from etl_assets.errors import ExtractionError
 from etl_assets.extract.records import parse_json_records, records_to_frame
@@ -75,28 +76,36 @@ def run_script(
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def _live_members(pgid: int) -> list[psutil.Process]:
+    """The processes of group `pgid` that have not exited. A zombie has: it is only waiting
+    for its parent (or, once orphaned, for init) to reap it."""
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+    return members
 
 
 def end_process_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM to the script's whole process group; SIGKILL to what is left after `grace`."""
+    """SIGTERM to the script's whole process group; SIGKILL to what is left after `grace`.
+    Returns once every member has exited (a SIGKILL is delivered asynchronously: `killpg`
+    returns before the processes are gone), or after another `grace` if one cannot be ended."""
     pgid = proc.pid  # start_new_session: the script leads its own group
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)  # reap the leader, so only live members keep the group
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    while _live_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
-        proc.communicate(timeout=grace)  # close the pipes
+        proc.communicate(timeout=grace)  # close the pipes and reap the leader
+    deadline = time.monotonic() + grace
+    while _live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def extract_script(script: ScriptCollector, folder: Path, env: dict[str, str]) -> pd.DataFrame:
