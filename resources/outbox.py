@@ -28,7 +28,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from resources.staged import StagedTable
@@ -50,6 +49,8 @@ class OutboxResource(dg.ConfigurableResource):
     def _store(self, zone: str = PUBLISHED) -> LocalStore | S3Store:
         if not self.root.startswith("s3://"):
             return LocalStore(Path(self.root) / zone, restricted=zone == RESTRICTED)
+        from dagster_aws.s3 import S3Resource  # boto3 and dagster-aws: ~2 s, for S3 roots only
+
         s3 = S3Resource(
             endpoint_url=self.s3_endpoint_url,
             region_name=self.s3_region_name,

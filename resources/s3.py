@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
-from dagster_aws.s3 import S3Resource
 
 from resources.retry import with_retries
+
+if TYPE_CHECKING:
+    from dagster_aws.s3 import S3Resource
 
 
 def s3_resource_for(conn: Any) -> S3Resource:
     """From a resolved connection of type s3 (its url is the endpoint)."""
+    from dagster_aws.s3 import S3Resource  # imported when used: it costs ~2 s of every start
+
     s = conn.settings
     return S3Resource(
         endpoint_url=conn.url or s.get("endpoint_url"),

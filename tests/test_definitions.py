@@ -88,3 +88,18 @@ def test_a_new_module_folder_appears_without_python(tmp_path):
         dg.AssetKey(["orders", "upload", "items"])
         in defs.resolve_asset_graph().get_all_asset_keys()
     )
+
+
+def test_loading_the_code_location_imports_no_cloud_client():
+    """dagster-aws (with boto3) and the Kubernetes client cost seconds of every process start
+    (`dmetl run`, each step process, the webserver): they are imported where S3 or a k8s
+    executor is actually used."""
+    code = (
+        "import sys; import etl_assets.cli.runs, etl_assets.definitions;"
+        " print(sorted(m for m in ('dagster_aws', 'boto3', 'kubernetes', 'dagster_k8s')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dagster_aws.s3 import S3Resource
+from typing import TYPE_CHECKING
 
 from resources.deployment.environment import Deployment
 from resources.deployment.values import env_var_or_none
+
+if TYPE_CHECKING:
+    from dagster_aws.s3 import S3Resource
 
 S3_VARIABLES = {
     "endpoint_url": "DM_S3_ENDPOINT_URL",
@@ -17,6 +20,8 @@ S3_VARIABLES = {
 
 def s3_resource(deployment: Deployment) -> S3Resource:
     """dagster-aws's S3 resource with the deployment's `DM_S3_*` settings (EnvVars resolved)."""
+    from dagster_aws.s3 import S3Resource  # imported when used: it costs ~2 s of every start
+
     kwargs = {
         name: env_var_or_none(var, deployment.s3_settings.get(name, False))
         for name, var in S3_VARIABLES.items()
