@@ -49,7 +49,7 @@ class OutboxResource(dg.ConfigurableResource):
     def _store(self, zone: str = PUBLISHED) -> LocalStore | S3Store:
         if not self.root.startswith("s3://"):
             return LocalStore(Path(self.root) / zone, restricted=zone == RESTRICTED)
-        from dagster_aws.s3 import S3Resource  # boto3 and dagster-aws: ~2 s, for S3 roots only
+        from dagster_aws.s3 import S3Resource  # boto3 and dagster-aws, for S3 roots only
 
         s3 = S3Resource(
             endpoint_url=self.s3_endpoint_url,

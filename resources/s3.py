@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def s3_resource_for(conn: Any) -> S3Resource:
     """From a resolved connection of type s3 (its url is the endpoint)."""
-    from dagster_aws.s3 import S3Resource  # imported when used: it costs ~2 s of every start
+    from dagster_aws.s3 import S3Resource  # imported when used: boto3 and dagster-aws, for S3 only
 
     s = conn.settings
     return S3Resource(

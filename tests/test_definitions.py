@@ -91,7 +91,7 @@ def test_a_new_module_folder_appears_without_python(tmp_path):
 
 
 def test_loading_the_code_location_imports_no_cloud_client():
-    """dagster-aws (with boto3) and the Kubernetes client cost seconds of every process start
+    """dagster-aws (with boto3) and the Kubernetes client are not needed to start a process
     (`dmetl run`, each step process, the webserver): they are imported where S3 or a k8s
     executor is actually used."""
     code = (

@@ -20,7 +20,7 @@ S3_VARIABLES = {
 
 def s3_resource(deployment: Deployment) -> S3Resource:
     """dagster-aws's S3 resource with the deployment's `DM_S3_*` settings (EnvVars resolved)."""
-    from dagster_aws.s3 import S3Resource  # imported when used: it costs ~2 s of every start
+    from dagster_aws.s3 import S3Resource  # imported when used: boto3 and dagster-aws, for S3 only
 
     kwargs = {
         name: env_var_or_none(var, deployment.s3_settings.get(name, False))
