@@ -105,29 +105,33 @@ class DistinctCounter:
         return self._registers is None
 
     def add(self, values: pa.Array | pa.ChunkedArray) -> None:
-        if isinstance(values, pa.ChunkedArray):
-            for chunk in values.chunks:
-                self.add(chunk)
+        """Count a batch, an array or the chunks a reader's blocks left it in: each batch is
+        one unique (exact phase) or one hashing pass (estimate), not one per chunk, so the
+        merge with the values seen so far and numpy's per-call costs are paid per batch."""
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        chunks = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in chunks]
+        if not chunks:
             return
-        if pa.types.is_dictionary(values.type):
-            values = values.dictionary_decode()
-        if self._registers is None:
-            seen = pc.unique(values)  # then without null: no copy of the batch without its nulls
-            seen = seen.drop_null() if seen.null_count else seen
-            # a part may hold the column only as nulls (Arrow's null type): it adds nothing
-            if self._exact is not None and not pa.types.is_null(self._exact.type):
-                if pa.types.is_null(seen.type):
-                    seen = self._exact
-                else:
-                    seen = pc.unique(pa.concat_arrays([self._exact, seen.cast(self._exact.type)]))
-            if len(seen) <= EXACT_LIMIT:
-                self._exact = seen
-                return
-            self._registers = np.zeros(M, dtype=np.uint8)
-            self._sketch(seen)
-            self._exact = None
+        if self._registers is not None:
+            self._sketch(chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks))
             return
-        self._sketch(values)
+        if len(chunks) == 1:
+            seen = pc.unique(chunks[0])
+        else:
+            seen = pc.unique(pa.chunked_array(chunks, type=chunks[0].type))
+        seen = seen.drop_null() if seen.null_count else seen  # no copy of the batch without nulls
+        # a part may hold the column only as nulls (Arrow's null type): it adds nothing
+        if self._exact is not None and not pa.types.is_null(self._exact.type):
+            if pa.types.is_null(seen.type):
+                seen = self._exact
+            else:
+                seen = pc.unique(pa.concat_arrays([self._exact, seen.cast(self._exact.type)]))
+        if len(seen) <= EXACT_LIMIT:
+            self._exact = seen
+            return
+        self._registers = np.zeros(M, dtype=np.uint8)
+        self._sketch(seen)
+        self._exact = None
 
     def _sketch(self, values: pa.Array) -> None:
         h = value_hashes(values)

@@ -57,6 +57,33 @@ def test_beyond_the_limit_the_estimate_is_within_a_few_percent(kind):
     assert abs(counter.count() - truth) / truth < 0.04  # standard error ~0.8%
 
 
+@pytest.mark.parametrize("n", [40_000, 200_000], ids=["exact", "estimated"])
+def test_a_batch_in_many_chunks_counts_as_the_same_batch_whole(n):
+    """A reader's small blocks leave a batch in many chunks: the counter sees the same values,
+    and so gives the same count, as for the batch in one array."""
+    rng = np.random.default_rng(3)
+    values = pc.cast(pa.array(rng.integers(0, n, 2 * n)), pa.string())
+    values = pc.if_else(pa.array(rng.random(2 * n) < 0.01), pa.scalar(None, pa.string()), values)
+    whole, chunked = DistinctCounter(), DistinctCounter()
+    for start in range(0, len(values), n // 2):
+        batch = values.slice(start, n // 2)
+        whole.add(batch)
+        chunked.add(pa.chunked_array([batch.slice(i, 997) for i in range(0, len(batch), 997)]))
+    assert chunked.exact == whole.exact == (n <= EXACT_LIMIT)
+    assert chunked.count() == whole.count()
+    if whole.exact:
+        assert whole.count() == pc.count_distinct(values, mode="only_valid").as_py()
+
+
+def test_a_chunked_dictionary_column_is_counted_by_its_values():
+    a = pa.array(["x", "y", "x"]).dictionary_encode()
+    b = pa.array(["z", "x"]).dictionary_encode()  # another dictionary
+    counter = DistinctCounter()
+    counter.add(pa.chunked_array([a, b]))
+    counter.add(pa.chunked_array([], type=a.type))
+    assert counter.exact and counter.count() == 3
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.one_of(st.text(max_size=40), st.none()), min_size=1, max_size=30),
