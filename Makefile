@@ -28,7 +28,7 @@ demo: install
 
 ## test: set up, lint, and run the test suite
 test: install install-browser lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 lint: install
 	$(VENV)/bin/ruff check .
