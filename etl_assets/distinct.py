@@ -115,10 +115,7 @@ class DistinctCounter:
         if self._registers is not None:
             self._sketch(chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks))
             return
-        if len(chunks) == 1:
-            seen = pc.unique(chunks[0])
-        else:
-            seen = pc.unique(pa.chunked_array(chunks, type=chunks[0].type))
+        seen = pc.unique(pa.chunked_array(chunks, type=chunks[0].type))
         seen = seen.drop_null() if seen.null_count else seen  # no copy of the batch without nulls
         # a part may hold the column only as nulls (Arrow's null type): it adds nothing
         if self._exact is not None and not pa.types.is_null(self._exact.type):

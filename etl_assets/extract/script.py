@@ -87,6 +87,13 @@ def _live_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
+def _wait_for_group(pgid: int, seconds: float) -> None:
+    """Until every member of group `pgid` has exited, or `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while _live_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def end_process_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
     """SIGTERM to the script's whole process group; SIGKILL to what is left after `grace`.
     Returns once every member has exited (a SIGKILL is delivered asynchronously: `killpg`
@@ -94,18 +101,15 @@ def end_process_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> N
     pgid = proc.pid  # start_new_session: the script leads its own group
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
+    started = time.monotonic()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)  # reap the leader, so only live members keep the group
-    while _live_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for_group(pgid, grace - (time.monotonic() - started))
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
         proc.communicate(timeout=grace)  # close the pipes and reap the leader
-    deadline = time.monotonic() + grace
-    while _live_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for_group(pgid, grace)
 
 
 def extract_script(script: ScriptCollector, folder: Path, env: dict[str, str]) -> pd.DataFrame:
